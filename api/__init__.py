@@ -1,0 +1,1 @@
+"""The HTTP API: health, events, dead letters, device counts, metrics."""

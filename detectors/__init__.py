@@ -1,0 +1,1 @@
+"""Detectors turn stored events and video frames into alerts (rules, crowd counting)."""

@@ -1,0 +1,1 @@
+"""Ingest: MQTT subscription, vendor adapters, the batching pipeline and the device simulator."""

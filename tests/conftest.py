@@ -1,0 +1,133 @@
+"""Shared fixtures: a real PostgreSQL and a real MQTT broker.
+
+The servers named by WATCHPOST_DATABASE_URL / WATCHPOST_MQTT_URL are used, or the ones on
+127.0.0.1:5432 / 127.0.0.1:1883 when they answer; otherwise embedded ones are started
+(pgserver, the iotcore broker), so the suite passes on a fresh machine too.
+WATCHPOST_TEST_EMBEDDED=1 forces the embedded ones.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from psycopg import sql
+
+from ingest.mqtt import BrokerAddress, probe
+from watchpost import store
+from watchpost.config import Route, WatchpostConfig, load_config
+from watchpost.embedded import EmbeddedServices, start_broker, start_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FORCE_EMBEDDED = os.environ.get("WATCHPOST_TEST_EMBEDDED") == "1"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServices]:
+    services = EmbeddedServices()
+    yield services
+    services.stop()
+
+
+@pytest.fixture(scope="session")
+def server_url(embedded: EmbeddedServices, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PostgreSQL server where the suite may create databases."""
+    url = os.environ.get("WATCHPOST_DATABASE_URL")
+    if url and not FORCE_EMBEDDED:
+        return url
+    if not FORCE_EMBEDDED and _reachable("127.0.0.1", 5432):
+        return "postgresql://postgres@127.0.0.1:5432/postgres"
+    return start_postgres(tmp_path_factory.mktemp("pg") / "data", embedded)
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A fresh, migrated database for this test session, dropped at the end."""
+    name = f"watchpost_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    with store.connect(url) as conn:
+        store.migrate(conn, storage=load_config(ROOT / "configs" / "demo").storage)
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def db(database_url: str, config: WatchpostConfig) -> Iterator[psycopg.Connection]:
+    """A connection to the session database, emptied of events and dead letters for this test."""
+    with store.connect(database_url) as conn:
+        conn.execute("TRUNCATE events, event_keys, dead_letters")
+        store.sync_config(conn, config=config)
+        yield conn
+
+
+@pytest.fixture(scope="session")
+def broker_url(embedded: EmbeddedServices, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An MQTT 5 broker."""
+    url = os.environ.get("WATCHPOST_MQTT_URL")
+    if url and not FORCE_EMBEDDED:
+        return url
+    if not FORCE_EMBEDDED and probe(BrokerAddress("127.0.0.1", 1883)):
+        return "mqtt://127.0.0.1:1883"
+    return start_broker(tmp_path_factory.mktemp("broker"), embedded)
+
+
+@pytest.fixture
+def broker(broker_url: str) -> BrokerAddress:
+    return BrokerAddress.parse(broker_url)
+
+
+@pytest.fixture
+def demo_config() -> WatchpostConfig:
+    return load_config(ROOT / "configs" / "demo")
+
+
+@pytest.fixture
+def config(demo_config: WatchpostConfig) -> WatchpostConfig:
+    """The demo configuration on topics and a share group of this test's own."""
+    tag = uuid.uuid4().hex[:8]
+    ingest = demo_config.ingest.model_copy(
+        update={
+            "routes": [
+                Route(topic=f"t{tag}/devices/{{device}}/#"),
+                Route(topic=f"t{tag}/frigate/events", format="frigate"),
+                Route(topic=f"t{tag}/frigate/reviews", format="frigate"),
+            ],
+            "share_group": f"g{tag}",
+            "client_id": f"wp-test-{tag}",
+            "batch_linger_ms": 5,
+        }
+    )
+    return demo_config.model_copy(update={"ingest": ingest})
+
+
+def topic_for(config: WatchpostConfig, device: str, suffix: str = "events") -> str:
+    """The topic a gateway publishes ``device``'s payloads to under ``config``."""
+    return config.ingest.routes[0].topic.replace("{device}", device).replace("#", suffix)
+
+
+def write_config(config: WatchpostConfig, path: Path) -> Path:
+    """Write ``config`` as one YAML file (for commands run as subprocesses)."""
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
+    return path

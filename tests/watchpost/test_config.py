@@ -1,0 +1,124 @@
+"""Configuration: the demo tree validates, and a wrong file fails with its file, line and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watchpost.config import ConfigError, Route, load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "configs" / "demo"
+
+
+def _demo_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "cfg"
+    target.mkdir()
+    for f in DEMO.glob("*.yaml"):
+        (target / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    return target
+
+
+def test_demo_configuration_has_every_device_kind_and_two_communities():
+    """The demo config has two communities and every device kind, with units and hotlists."""
+    config = load_config(DEMO)
+    assert len(config.sites) == 2
+    kinds = {d.kind for d in config.devices}
+    assert kinds == {"gate", "lpr", "face_capture", "checkpoint", "camera", "alarm_button", "rfid_reader", "gps_tracker"}
+    assert {d.site for d in config.devices} == {s.id for s in config.sites}
+    assert config.units and config.hotlists.plates
+    assert config.timezone == "Asia/Shanghai"
+
+
+def test_unknown_field_is_reported_with_file_and_line(tmp_path):
+    """A misspelt field names the file, its line and the path of the field."""
+    cfg = _demo_copy(tmp_path)
+    devices = cfg / "devices.yaml"
+    text = devices.read_text(encoding="utf-8").replace("    heartbeat_s: 300\n", "    heartbeat_s: 300\n    colour: red\n", 1)
+    devices.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("    colour: red") + 1
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert err.value.problems == [f"{devices}:{line}: devices.0.colour: unknown field (a typo?)"]
+
+
+def test_device_on_unknown_site_is_reported_at_its_site_line(tmp_path):
+    """A device naming a site that does not exist fails at that device's site line."""
+    cfg = _demo_copy(tmp_path)
+    devices = cfg / "devices.yaml"
+    text = devices.read_text(encoding="utf-8").replace("    site: bamboo\n    format: gat1400", "    site: bambo\n    format: gat1400", 1)
+    devices.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("    site: bambo") + 1
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    (problem,) = err.value.problems
+    assert problem.startswith(f"{devices}:{line}: devices.")
+    assert "unknown site 'bambo'" in problem
+
+
+def test_wrong_value_types_and_zones_are_each_reported(tmp_path):
+    """Several problems are all listed, each with its own line: a bad zone, a negative number."""
+    cfg = _demo_copy(tmp_path)
+    (cfg / "watchpost.yaml").write_text(
+        "timezone: Mars/Olympus\ningest:\n  batch_max: -1\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    text = "\n".join(err.value.problems)
+    assert f"{cfg / 'watchpost.yaml'}:1: timezone: unknown time zone 'Mars/Olympus'" in text
+    assert f"{cfg / 'watchpost.yaml'}:3: ingest.batch_max: Input should be greater than or equal to 1" in text
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    """Broken YAML is reported with the file and line, not a traceback."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sites:\n  - id: a\n    name: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(bad)
+    assert err.value.problems[0].startswith(f"{bad}:")
+    assert "YAML syntax" in err.value.problems[0]
+
+
+def test_section_defined_twice_across_files_is_refused(tmp_path):
+    """Two files of one folder may not both define a section."""
+    cfg = _demo_copy(tmp_path)
+    (cfg / "zz-extra.yaml").write_text("units: []\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert err.value.problems == [f"{cfg / 'zz-extra.yaml'}:1: section 'units' is also defined in another file"]
+
+
+def test_duplicate_alias_across_devices_is_refused(tmp_path):
+    """One payload identity may not name two devices."""
+    cfg = _demo_copy(tmp_path)
+    devices = cfg / "devices.yaml"
+    text = devices.read_text(encoding="utf-8").replace('aliases: ["bc:5e:33:62:2a:5c"]', 'aliases: ["A4:D5:C2:24:DD:74"]')
+    devices.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert "already belongs to device 'lotus-gate-n'" in err.value.problems[0]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "topic", "expected"),
+    [
+        ("watchpost/devices/{device}/#", "watchpost/devices/gate-1/events", (True, "gate-1")),
+        ("watchpost/devices/{device}/#", "watchpost/devices/gate-1", (True, "gate-1")),
+        ("watchpost/devices/{device}/#", "watchpost/other/gate-1/x", (False, None)),
+        ("frigate/events", "frigate/events", (True, None)),
+        ("frigate/events", "frigate/events/x", (False, None)),
+        ("hik/+/{device}/alarm", "hik/site9/cam.7/alarm", (True, "cam.7")),
+    ],
+)
+def test_route_matches_topics_and_extracts_the_device(pattern, topic, expected):
+    """A route matches MQTT topics like its filter does and yields the {device} level."""
+    assert Route(topic=pattern).match(topic) == expected
+
+
+def test_route_refuses_wildcards_inside_a_level():
+    """A route with '#' in the middle or a partial wildcard is refused."""
+    with pytest.raises(ValueError):
+        Route(topic="a/#/b")
+    with pytest.raises(ValueError):
+        Route(topic="a/dev+/b")

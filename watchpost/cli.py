@@ -1,0 +1,376 @@
+"""The ``watchpost`` command line: the entry point, on top of every other layer.
+
+Settings come from the environment (see :class:`Settings`) and the configuration folder;
+both are built here once and passed down. With no database or broker configured, ``run``
+starts embedded ones so that a newcomer needs nothing but Python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watchpost.config import ConfigError, WatchpostConfig, load_config
+
+__all__ = ["Settings", "main"]
+
+log = logging.getLogger("watchpost")
+
+_ROOT = Path(__file__).resolve().parent.parent
+_DEFAULT_CONFIG = _ROOT / "configs" / "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Process settings from ``WATCHPOST_*`` environment variables."""
+
+    database_url: str | None
+    mqtt_url: str | None
+    config_path: Path
+    data_dir: Path
+    api_host: str
+    api_port: int
+    environment: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        environment = env.get("WATCHPOST_ENV", "development")
+        settings = cls(
+            database_url=env.get("WATCHPOST_DATABASE_URL") or None,
+            mqtt_url=env.get("WATCHPOST_MQTT_URL") or None,
+            config_path=Path(env.get("WATCHPOST_CONFIG", str(_DEFAULT_CONFIG))),
+            data_dir=Path(env.get("WATCHPOST_DATA_DIR", str(_ROOT / "var"))),
+            api_host=env.get("WATCHPOST_API_HOST", "127.0.0.1"),
+            api_port=int(env.get("WATCHPOST_API_PORT", "8000")),
+            environment=environment,
+            log_level=env.get("WATCHPOST_LOG_LEVEL", "INFO"),
+        )
+        if environment == "production" and not (settings.database_url and settings.mqtt_url):
+            raise SystemExit(
+                "WATCHPOST_ENV=production needs WATCHPOST_DATABASE_URL and WATCHPOST_MQTT_URL:"
+                " embedded servers are for development only"
+            )
+        return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=getattr(logging, settings.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args, settings) or 0)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="watchpost", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--config", type=Path, help="configuration file or folder (default: $WATCHPOST_CONFIG or configs/demo)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="everything in one process: ingest, API and (by default) the simulator")
+    run.add_argument("--no-simulator", action="store_true", help="do not publish simulated device traffic")
+    run.add_argument("--rate", type=float, default=5.0, help="simulated messages per second (default 5)")
+    run.add_argument("--workers", type=int, default=1, help="ingest workers in this process (default 1)")
+    run.set_defaults(handler=_cmd_run)
+
+    ingest = sub.add_parser("ingest", help="one ingest worker (run several for a shared subscription)")
+    ingest.add_argument("--worker-id", default=os.environ.get("WATCHPOST_WORKER_ID", socket_name()),
+                        help="stable id of this worker; its MQTT session is resumed by it")  # fmt: skip
+    ingest.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
+    ingest.set_defaults(handler=_cmd_ingest)
+
+    api = sub.add_parser("api", help="the HTTP API alone")
+    api.set_defaults(handler=_cmd_api)
+
+    parse = sub.add_parser("parse", help="print the normalised events of one raw payload as JSON lines")
+    parse.add_argument("file", type=Path, help="raw payload file ('-' for standard input)")
+    parse.add_argument("--topic", help="MQTT topic it arrived on (chooses the adapter like ingest does)")
+    parse.add_argument("--device", help="configured device id it came from (its format and time zone apply)")
+    parse.set_defaults(handler=_cmd_parse)
+
+    sim = sub.add_parser("simulate", help="publish realistic device traffic in every format")
+    sim.add_argument("--rate", type=float, default=10.0, help="messages per second (default 10)")
+    sim.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60; 0 = forever)")
+    sim.add_argument("--broker", help="broker URL (default: $WATCHPOST_MQTT_URL)")
+    sim.add_argument("--seed", type=int, default=None, help="random seed for repeatable traffic")
+    sim.set_defaults(handler=_cmd_simulate)
+
+    bench = sub.add_parser("bench", help="benchmarks that print figures")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
+    b_ingest = bench_sub.add_parser("ingest", help="raw broker ceiling vs Watchpost publish-to-commit")
+    b_ingest.add_argument("--messages", "-n", type=int, default=20000, help="messages per throughput run")
+    b_ingest.add_argument("--rate", type=float, default=2000.0, help="offered rate for the latency run")
+    b_ingest.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
+    b_ingest.add_argument("--json", action="store_true", help="print one JSON object")
+    b_ingest.set_defaults(handler=_cmd_bench_ingest)
+
+    mig = sub.add_parser("migrate", help="apply database migrations and exit")
+    mig.set_defaults(handler=_cmd_migrate)
+
+    check = sub.add_parser("check-config", help="validate the configuration and exit")
+    check.set_defaults(handler=_cmd_check_config)
+    return parser
+
+
+def socket_name() -> str:
+    """A default worker id: the host name (stable across restarts of one container)."""
+    import socket
+
+    return socket.gethostname().split(".")[0] or "0"
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> WatchpostConfig:
+    return load_config(args.config or settings.config_path)
+
+
+# --- services -----------------------------------------------------------------------------------
+
+
+def _services(settings: Settings, *, need_broker: bool = True):  # type: ignore[no-untyped-def]
+    """Database and broker URLs: the configured ones, or embedded ones started now."""
+    from watchpost.embedded import EmbeddedServices, start_broker, start_postgres
+
+    services = EmbeddedServices(database_url=settings.database_url, broker_url=settings.mqtt_url)
+    if services.database_url is None:
+        print("No WATCHPOST_DATABASE_URL: starting an embedded PostgreSQL in", settings.data_dir / "pgdata")
+        start_postgres(settings.data_dir / "pgdata", services)
+    if need_broker and services.broker_url is None:
+        print("No WATCHPOST_MQTT_URL: starting an embedded MQTT 5 broker")
+        start_broker(settings.data_dir / "broker", services)
+    return services
+
+
+def _prepare_database(url: str, config: WatchpostConfig) -> str:
+    from watchpost import store
+
+    with store.connect(url, application_name="watchpost-migrate") as conn:
+        layout = store.migrate(conn, storage=config.storage)
+        with conn.transaction():
+            store.sync_config(conn, config=config)
+    return layout
+
+
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    config = _config(args, settings)
+    services = _services(settings, need_broker=False)
+    try:
+        assert services.database_url is not None
+        print("events layout:", _prepare_database(services.database_url, config))
+    finally:
+        services.stop()
+    return 0
+
+
+def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    config = _config(args, settings)
+    print(
+        f"ok: {len(config.sites)} sites, {len(config.devices)} devices, {len(config.units)} units,"
+        f" {len(config.hotlists.plates)} hotlisted plates, {len(config.ingest.routes)} routes"
+    )
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from ingest.mqtt import BrokerAddress
+    from ingest.pipeline import IngestWorker
+
+    config = _config(args, settings)
+    services = _services(settings)
+    assert services.database_url and services.broker_url
+    stop = threading.Event()
+    workers: list[IngestWorker] = []
+    try:
+        layout = _prepare_database(services.database_url, config)
+        broker = BrokerAddress.parse(services.broker_url)
+        for i in range(max(1, args.workers)):
+            workers.append(
+                IngestWorker(config=config, database_url=services.database_url, broker=broker, worker_id=f"run-{i}").start()
+            )
+        for w in workers:
+            if not w.wait_ready(15):
+                print(f"ingest worker {w.worker_id}: not subscribed yet ({w.subscriber.detail or 'no answer'})")
+        sim_thread = None
+        if not args.no_simulator:
+            from ingest.simulator import Simulator
+
+            sim = Simulator(config=config, broker=broker, rate=args.rate, seed=None)
+            sim_thread = threading.Thread(target=sim.run, kwargs={"duration": 0, "stop": stop}, daemon=True)
+            sim_thread.start()
+        app = create_app(
+            config=config,
+            database_url=services.database_url,
+            health_sources=[_health_source(w) for w in workers],
+        )
+        print(
+            f"Watchpost is running: http://{settings.api_host}:{settings.api_port}"
+            f"  (events layout: {layout}; broker: {broker}; simulator: {'off' if args.no_simulator else f'{args.rate}/s'})"
+        )
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    finally:
+        stop.set()
+        for w in workers:
+            w.stop()
+        services.stop()
+    return 0
+
+
+def _health_source(worker):  # type: ignore[no-untyped-def]
+    def report() -> dict[str, object]:
+        h = worker.health()
+        return {
+            "worker": h.worker,
+            "healthy": h.healthy,
+            "broker": h.broker,
+            "broker_detail": h.broker_detail,
+            "database_ok": h.database_ok,
+            "database_detail": h.database_detail,
+            "queue_depth": h.queue_depth,
+            "last_commit_at": h.last_commit_at.isoformat() if h.last_commit_at else None,
+            "stored": h.stored,
+            "duplicates": h.duplicates,
+            "dead_letters": h.dead_letters,
+        }
+
+    return report
+
+
+def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from prometheus_client import start_http_server
+
+    from ingest.mqtt import BrokerAddress, LinkState
+    from ingest.pipeline import IngestWorker
+
+    config = _config(args, settings)
+    services = _services(settings)
+    assert services.database_url and services.broker_url
+    try:
+        _prepare_database(services.database_url, config)
+        if args.metrics_port:
+            start_http_server(args.metrics_port)
+        worker = IngestWorker(
+            config=config,
+            database_url=services.database_url,
+            broker=BrokerAddress.parse(services.broker_url),
+            worker_id=str(args.worker_id),
+        ).start()
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        print(f"ingest worker {args.worker_id} consuming from {services.broker_url}", flush=True)
+        while not stopping.wait(1.0):
+            if worker.subscriber.state is LinkState.REFUSED:
+                print(worker.subscriber.detail, file=sys.stderr)
+                worker.stop()
+                return 3
+        worker.stop()
+    finally:
+        services.stop()
+    return 0
+
+
+def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    config = _config(args, settings)
+    services = _services(settings, need_broker=False)
+    assert services.database_url
+    try:
+        _prepare_database(services.database_url, config)
+        uvicorn.run(
+            create_app(config=config, database_url=services.database_url),
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+        )
+    finally:
+        services.stop()
+    return 0
+
+
+def _cmd_parse(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.normalise import Normaliser
+    from watchpost.model import ReceivedMessage
+
+    config = _config(args, settings)
+    if args.device and args.device not in config.device_index:
+        print(f"unknown device {args.device!r}; configured: {', '.join(sorted(config.device_index))}", file=sys.stderr)
+        return 2
+    try:
+        raw = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    topic = args.topic or (f"watchpost/devices/{args.device}/events" if args.device else "watchpost/parse")
+    message = ReceivedMessage(topic=topic, payload=raw, received_at=datetime.now(UTC))
+    outcome = Normaliser(config, require_device=args.device is not None).normalise(message, device_id=args.device)
+    for event in outcome.events:
+        print(json.dumps(event.as_json(), ensure_ascii=False))
+    if outcome.dead is not None:
+        print(f"dead letter: {outcome.dead.reason.value}: {outcome.dead.detail}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.mqtt import BrokerAddress
+    from ingest.simulator import Simulator
+
+    config = _config(args, settings)
+    url = args.broker or settings.mqtt_url
+    if not url:
+        print("no broker: pass --broker mqtt://host:port or set WATCHPOST_MQTT_URL", file=sys.stderr)
+        return 2
+    sim = Simulator(config=config, broker=BrokerAddress.parse(url), rate=args.rate, seed=args.seed)
+    started = time.monotonic()
+    sent = sim.run(duration=args.duration)
+    print(f"published {sent} messages in {time.monotonic() - started:.1f}s to {url}")
+    return 0
+
+
+def _cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.bench import run_ingest_bench
+
+    config = _config(args, settings)
+    services = _services(settings)
+    assert services.database_url and services.broker_url
+    try:
+        return run_ingest_bench(
+            config=config,
+            database_url=services.database_url,
+            broker_url=services.broker_url,
+            messages=args.messages,
+            rate=args.rate,
+            seconds=args.seconds,
+            as_json=args.json,
+        )
+    finally:
+        services.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,431 @@
+"""One validated configuration tree: sites, zones, devices, patrol units, hotlists, ingest.
+
+The YAML lives in ``configs/``: a single file, or a folder whose ``*.yaml`` files are merged
+by top-level key. A wrong file fails at start with the file, the line and what is wrong
+(:class:`ConfigError`). Built once in the entry point and passed down.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "ConfigError",
+    "DeviceConfig",
+    "DeviceKind",
+    "IngestConfig",
+    "Route",
+    "SiteConfig",
+    "StorageConfig",
+    "UnitConfig",
+    "WatchpostConfig",
+    "load_config",
+]
+
+DeviceKind = Literal[
+    "gate", "lpr", "face_capture", "checkpoint", "camera", "alarm_button", "rfid_reader", "gps_tracker"
+]
+PayloadFormat = Literal["canonical", "hikvision", "dahua", "gat1400", "frigate"]
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Position(_Model):
+    """A point on the map, WGS 84."""
+
+    lat: float = Field(ge=-90, le=90, description="Latitude in decimal degrees")
+    lon: float = Field(ge=-180, le=180, description="Longitude in decimal degrees")
+
+
+class ZoneConfig(_Model):
+    """A polygon on a site map (lat/lon) or in a camera image (pixels)."""
+
+    id: str = Field(pattern=_ID, description="Zone id, unique within its site or camera")
+    name: str = Field(default="", description="Human name shown on the console")
+    polygon: list[tuple[float, float]] = Field(
+        min_length=3, description="Vertices: [lat, lon] on a site, [x, y] pixels on a camera"
+    )
+
+
+class SiteConfig(_Model):
+    """A community, enterprise or unit that has zones, devices and posts."""
+
+    id: str = Field(pattern=_ID, description="Site id used in topics, events and the API")
+    name: str = Field(description="Display name, e.g. 荷花社区")
+    kind: Literal["community", "village", "enterprise", "school", "unit", "street"] = Field(
+        default="community", description="What sort of place this is"
+    )
+    position: Position = Field(description="Centre of the site")
+    timezone: str | None = Field(default=None, description="IANA zone; defaults to the global one")
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Map zones of the site")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str | None) -> str | None:
+        return _check_zone(value)
+
+
+class DeviceConfig(_Model):
+    """A registered device: what it is, where it is, and how its payloads arrive."""
+
+    id: str = Field(pattern=_ID, description="Device id; the {device} part of its MQTT topic")
+    kind: DeviceKind = Field(description="What the device is")
+    site: str = Field(description="Id of the site the device belongs to")
+    format: PayloadFormat | None = Field(
+        default=None, description="Payload format its gateway forwards; detected by content when unset"
+    )
+    name: str = Field(default="", description="Display name")
+    position: Position | None = Field(default=None, description="Where the device is")
+    timezone: str | None = Field(
+        default=None, description="IANA zone of the device clock; defaults to its site's, then the global one"
+    )
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Identities found inside payloads (MAC, IP, GA/T 1400 DeviceID, Frigate camera name)",
+    )
+    heartbeat_s: int | None = Field(default=None, gt=0, description="Expected silence limit, seconds")
+    zones: list[ZoneConfig] = Field(default_factory=list, description="Image zones of a camera")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str | None) -> str | None:
+        return _check_zone(value)
+
+
+class UnitConfig(_Model):
+    """A patrol unit or a fixed post."""
+
+    id: str = Field(pattern=_ID, description="Unit id")
+    name: str = Field(default="", description="Call sign or display name")
+    kind: Literal["foot", "ebike", "car", "post"] = Field(description="How the unit moves")
+    site: str | None = Field(default=None, description="Home site, if any")
+    speed_kmh: float | None = Field(
+        default=None, gt=0, le=200, description="Travel speed; defaults by kind (foot 5, ebike 18, car 30)"
+    )
+    position: Position = Field(description="Home or current position")
+    tracker: str | None = Field(default=None, description="Id of the GPS tracker device it carries")
+
+
+class HotlistEntry(_Model):
+    """A plate or tag on a watch list."""
+
+    value: str = Field(min_length=1, description="Plate (province character kept) or RFID tag id")
+    reason: Literal["stolen", "wanted", "expired_registration", "suspect", "other"] = Field(
+        description="Why it is listed"
+    )
+    owner: str = Field(default="", description="Who put it on the list")
+    expires: str | None = Field(default=None, description="ISO date after which the entry lapses")
+
+
+class Hotlists(_Model):
+    """Plates and e-bike RFID tags that must raise an alert when seen."""
+
+    plates: list[HotlistEntry] = Field(default_factory=list, description="Vehicle plates")
+    rfid_tags: list[HotlistEntry] = Field(default_factory=list, description="E-bike RFID tags")
+
+
+class Route(_Model):
+    """A topic pattern to subscribe to; ``{device}`` marks the segment that names the device."""
+
+    topic: str = Field(description="MQTT topic filter; {device} stands for one level, # may end it")
+    format: PayloadFormat | None = Field(default=None, description="Payload format on this topic")
+
+    @field_validator("topic")
+    @classmethod
+    def _valid_filter(cls, value: str) -> str:
+        levels = value.split("/")
+        for i, level in enumerate(levels):
+            if level == "#" and i != len(levels) - 1:
+                raise ValueError("'#' may only be the last level of a topic filter")
+            if level not in ("+", "#", "{device}") and any(c in level for c in "+#{}"):
+                raise ValueError(f"level {level!r}: wildcards must fill a whole level")
+        if levels.count("{device}") > 1:
+            raise ValueError("{device} may appear at most once")
+        return value
+
+    @cached_property
+    def subscription(self) -> str:
+        """The MQTT filter to subscribe to (``{device}`` becomes ``+``)."""
+        return self.topic.replace("{device}", "+")
+
+    @cached_property
+    def _matcher(self) -> re.Pattern[str]:
+        parts = []
+        for level in self.topic.split("/"):
+            if level == "#":
+                parts.append("(?:/.*)?" if parts else ".*")
+                continue
+            piece = "(?P<device>[^/]+)" if level == "{device}" else "[^/]+" if level == "+" else re.escape(level)
+            parts.append(("/" if parts else "") + piece)
+        return re.compile("".join(parts) + r"\Z")
+
+    def match(self, topic: str) -> tuple[bool, str | None]:
+        """Whether ``topic`` falls under this route, and the device id it names if any."""
+        m = self._matcher.match(topic)
+        if m is None:
+            return False, None
+        return True, m.groupdict().get("device")
+
+
+class IngestConfig(_Model):
+    """How ingest subscribes, batches and judges device clocks."""
+
+    routes: list[Route] = Field(
+        default_factory=lambda: [
+            Route(topic="watchpost/devices/{device}/#"),
+            Route(topic="frigate/events", format="frigate"),
+            Route(topic="frigate/reviews", format="frigate"),
+        ],
+        min_length=1,
+        description="Topics to subscribe to, first match wins",
+    )
+    share_group: str = Field(
+        default="watchpost", pattern=r"^[A-Za-z0-9_-]+$", description="Shared subscription group"
+    )
+    client_id: str = Field(default="watchpost-ingest", description="Prefix of the MQTT client id")
+    session_expiry_s: int = Field(
+        default=3600, ge=0, description="How long the broker keeps our session and its messages offline"
+    )
+    receive_maximum: int = Field(
+        default=10000, ge=1, le=65535, description="Unacknowledged messages the broker may send us at once"
+    )
+    batch_max: int = Field(default=2000, ge=1, le=100000, description="Most messages committed at once")
+    batch_linger_ms: int = Field(default=5, ge=0, le=5000, description="Wait for more messages this long")
+    max_payload_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Larger payloads are dead-lettered as oversize"
+    )
+    clock_tolerance_s: int = Field(
+        default=300, ge=1, description="Device time this far from the receive time is flagged"
+    )
+    max_event_age_days: int = Field(
+        default=30, ge=1, description="Older device times are flagged and stored at the receive time"
+    )
+
+
+class StorageConfig(_Model):
+    """Retention of what is stored."""
+
+    event_retention_days: int = Field(default=90, ge=1, description="Events older than this are dropped")
+    dead_letter_retention_days: int = Field(default=30, ge=1, description="Dead letters kept this long")
+    compress_after_days: int = Field(default=7, ge=1, description="TimescaleDB compresses chunks this old")
+
+
+class WatchpostConfig(_Model):
+    """The whole configuration."""
+
+    timezone: str = Field(default="Asia/Shanghai", description="Zone for device times that carry none")
+    ingest: IngestConfig = Field(default_factory=IngestConfig, description="MQTT ingest")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Retention")
+    sites: list[SiteConfig] = Field(default_factory=list, description="Communities and units")
+    devices: list[DeviceConfig] = Field(default_factory=list, description="Registered devices")
+    units: list[UnitConfig] = Field(default_factory=list, description="Patrol units and fixed posts")
+    hotlists: Hotlists = Field(default_factory=Hotlists, description="Watch lists")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone_exists(cls, value: str) -> str:
+        _check_zone(value)
+        return value
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> WatchpostConfig:
+        site_ids = _unique("sites", [s.id for s in self.sites])
+        _unique("devices", [d.id for d in self.devices])
+        _unique("units", [u.id for u in self.units])
+        for i, device in enumerate(self.devices):
+            if device.site not in site_ids:
+                raise _located(("devices", i, "site"), f"unknown site {device.site!r}; known: {sorted(site_ids)}")
+        device_ids = {d.id for d in self.devices}
+        for i, unit in enumerate(self.units):
+            if unit.site is not None and unit.site not in site_ids:
+                raise _located(("units", i, "site"), f"unknown site {unit.site!r}")
+            if unit.tracker is not None and unit.tracker not in device_ids:
+                raise _located(("units", i, "tracker"), f"unknown device {unit.tracker!r}")
+        owner: dict[str, str] = {}
+        for i, device in enumerate(self.devices):
+            for alias in device.aliases:
+                key = alias.lower()
+                if key in owner and owner[key] != device.id:
+                    raise _located(
+                        ("devices", i, "aliases"), f"alias {alias!r} already belongs to device {owner[key]!r}"
+                    )
+                owner[key] = device.id
+        return self
+
+    @cached_property
+    def device_index(self) -> dict[str, DeviceConfig]:
+        """Devices by id."""
+        return {d.id: d for d in self.devices}
+
+    @cached_property
+    def alias_index(self) -> dict[str, DeviceConfig]:
+        """Devices by every identity they may carry in a payload (ids too), lower-cased."""
+        index = {d.id.lower(): d for d in self.devices}
+        for d in self.devices:
+            index.update({a.lower(): d for a in d.aliases})
+        return index
+
+    @cached_property
+    def site_index(self) -> dict[str, SiteConfig]:
+        """Sites by id."""
+        return {s.id: s for s in self.sites}
+
+    def zone_of(self, device: DeviceConfig | None) -> ZoneInfo:
+        """The time zone a device's naive times are read in."""
+        name = self.timezone
+        if device is not None:
+            site = self.site_index.get(device.site)
+            name = device.timezone or (site.timezone if site else None) or self.timezone
+        return _zoneinfo(name)
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; ``problems`` are 'file:line: path: message' lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    file: str
+    line: int
+
+
+class _LocatedError(ValueError):
+    def __init__(self, loc: tuple[Any, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def load_config(path: str | Path) -> WatchpostConfig:
+    """Read, merge and validate the configuration at ``path`` (a YAML file or a folder of them)."""
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(p for p in root.iterdir() if p.suffix in (".yaml", ".yml"))
+        if not files:
+            raise ConfigError([f"{root}: no .yaml files in this folder"])
+    elif root.is_file():
+        files = [root]
+    else:
+        raise ConfigError([f"{root}: no such file or folder"])
+
+    merged: dict[str, Any] = {}
+    where: dict[tuple[Any, ...], _Where] = {}
+    problems: list[str] = []
+    for file in files:
+        try:
+            document, lines = _read_yaml(file)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        if document is None:
+            continue
+        if not isinstance(document, dict):
+            problems.append(f"{file}:1: the top level must be a mapping of sections")
+            continue
+        for key, value in document.items():
+            if key in merged:
+                problems.append(f"{file}:{lines[(key,)].line}: section {key!r} is also defined in another file")
+                continue
+            merged[key] = value
+        where.update(lines)
+    if problems:
+        raise ConfigError(problems)
+
+    try:
+        return WatchpostConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError([_describe(err, where, files[0]) for err in exc.errors()]) from None
+
+
+def _read_yaml(file: Path) -> tuple[Any, dict[tuple[Any, ...], _Where]]:
+    try:
+        text = file.read_text(encoding="utf-8")
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{file}: not UTF-8 text ({exc.reason})"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else 1
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{file}:{line}: YAML syntax: {problem}"]) from None
+    if node is None:
+        return None, {}
+    lines: dict[tuple[Any, ...], _Where] = {}
+    for loc, child in _walk(node, ()):
+        lines[loc] = _Where(str(file), child.start_mark.line + 1)
+    return yaml.safe_load(text), lines
+
+
+def _walk(node: yaml.Node, loc: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], yaml.Node]]:
+    yield loc, node
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                yield (*loc, key.value), key
+                yield from _walk(value, (*loc, key.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _walk(item, (*loc, i))
+
+
+def _describe(err: Any, where: dict[tuple[Any, ...], _Where], default: Path) -> str:
+    loc = tuple(err["loc"])
+    message = err["msg"]
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _LocatedError):
+        loc, message = ctx_error.loc, str(ctx_error)
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if err["type"] == "extra_forbidden":
+        message = "unknown field (a typo?)"
+    for n in range(len(loc), -1, -1):
+        found = where.get(loc[:n])
+        if found is not None:
+            place = f"{found.file}:{found.line}"
+            break
+    else:
+        place = f"{default}:1"
+    path = ".".join(str(p) for p in loc) or "(top level)"
+    return f"{place}: {path}: {message}"
+
+
+def _unique(section: str, ids: list[str]) -> set[str]:
+    seen: set[str] = set()
+    for i, ident in enumerate(ids):
+        if ident in seen:
+            raise _located((section, i, "id"), f"duplicate id {ident!r}")
+        seen.add(ident)
+    return seen
+
+
+def _located(loc: tuple[Any, ...], message: str) -> _LocatedError:
+    return _LocatedError(loc, message)
+
+
+def _check_zone(value: str | None) -> str | None:
+    if value is not None:
+        _zoneinfo(value)
+    return value
+
+
+def _zoneinfo(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)") from None
+

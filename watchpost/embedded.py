@@ -1,0 +1,95 @@
+"""Embedded PostgreSQL and MQTT broker for a machine that has neither (a newcomer's laptop).
+
+PostgreSQL comes from the ``pgserver`` wheel, the MQTT 5 broker (rumqttd) from ``iotcore``.
+Both keep their state under one data folder and stop when this process exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["EmbeddedServices", "free_port", "start_broker", "start_postgres"]
+
+log = logging.getLogger("watchpost.embedded")
+
+_BROKER_TOML = """\
+id = 0
+
+[router]
+id = 0
+max_connections = 10010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+
+[v5.1]
+name = "v5-1"
+listen = "{host}:{port}"
+next_connection_delay_ms = 1
+    [v5.1.connections]
+    connection_timeout_ms = 60000
+    max_payload_size = {max_payload}
+    max_inflight_count = 500
+"""
+
+
+@dataclass
+class EmbeddedServices:
+    """What was started here, to stop at exit."""
+
+    database_url: str | None = None
+    broker_url: str | None = None
+    _handles: list[Any] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop everything this object started (safe to call twice)."""
+        while self._handles:
+            handle = self._handles.pop()
+            try:
+                handle.stop() if hasattr(handle, "stop") else handle.cleanup()
+            except Exception:  # best effort at exit; nothing to recover
+                log.exception("stopping embedded service failed")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def start_postgres(data_dir: Path, services: EmbeddedServices) -> str:
+    """Start (or reuse) an embedded PostgreSQL 16 in ``data_dir``; return its URL."""
+    import pgserver  # imported here: a deployment with a real server never loads it
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    services._handles.append(server)
+    url = server.get_uri()
+    services.database_url = url
+    log.info("embedded postgresql started: data=%s", data_dir)
+    return url
+
+
+def start_broker(
+    data_dir: Path, services: EmbeddedServices, *, port: int | None = None, max_payload: int = 4 * 1024 * 1024
+) -> str:
+    """Start an embedded MQTT 5 broker (rumqttd) on loopback; return its URL."""
+    from iotcore import Broker
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    toml = data_dir / "broker.toml"
+    toml.write_text(_BROKER_TOML.format(host="127.0.0.1", port=port, max_payload=max_payload), encoding="utf-8")
+    broker = Broker(config_path=str(toml)).start()
+    services._handles.append(broker)
+    url = f"mqtt://127.0.0.1:{port}"
+    services.broker_url = url
+    log.info("embedded mqtt broker started: url=%s", url)
+    return url

@@ -1,0 +1,213 @@
+"""Domain objects that cross stage boundaries: received messages, readings, events, dead letters.
+
+Everything here is a frozen, slotted dataclass with named fields. Nothing in this module
+imports paho, psycopg or OpenCV; every other layer may import it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "AdaptError",
+    "ClockStatus",
+    "DeadLetter",
+    "DeadReason",
+    "Event",
+    "EventKind",
+    "Reading",
+    "ReceivedMessage",
+    "event_key",
+]
+
+
+class EventKind(StrEnum):
+    """What kind of thing a device reported, independent of vendor."""
+
+    PLATE_READ = "plate_read"  # LPR camera or checkpoint read a vehicle (plate may be None: no read)
+    FACE_CAPTURE = "face_capture"  # a face was captured (counted and referenced only, never identified)
+    ACCESS = "access"  # gate / door controller: pass, forced open, held open, failed verification...
+    CROWD_COUNT = "crowd_count"  # periodic people count reported by a device
+    CROWD_ALARM = "crowd_alarm"  # a device-side gathering / density alarm
+    INTRUSION = "intrusion"  # field detection, line crossing, region entrance...
+    OBJECT = "object"  # a generic object detection (Frigate)
+    ALARM_BUTTON = "alarm_button"  # one-button emergency alarm
+    RFID_READ = "rfid_read"  # e-bike RFID tag read
+    GPS_POSITION = "gps_position"  # tracker or patrol unit position fix
+    DEVICE_STATUS = "device_status"  # heartbeat, tamper, vibration, power cut, video loss...
+
+
+class ClockStatus(StrEnum):
+    """How far the device's own clock can be trusted for this event."""
+
+    OK = "ok"
+    NO_TIME = "no_time"  # the payload carried no usable time: occurred_at is the receive time
+    ZERO_DATE = "zero_date"  # the device sent a zero / epoch date: occurred_at is the receive time
+    AHEAD = "ahead"  # device time is later than the receive time beyond tolerance
+    BEHIND = "behind"  # device time is earlier than the receive time beyond tolerance
+
+
+class DeadReason(StrEnum):
+    """Why a message could not become events. Stable codes: they label metrics."""
+
+    OVERSIZE = "oversize"
+    INVALID_UTF8 = "invalid_utf8"
+    MALFORMED_JSON = "malformed_json"
+    MALFORMED_XML = "malformed_xml"
+    FORBIDDEN_XML = "forbidden_xml"  # DTDs, entities: entity bombs and external entity attacks
+    UNKNOWN_FORMAT = "unknown_format"
+    UNKNOWN_DEVICE = "unknown_device"
+    SCHEMA = "schema"  # the format was recognised but a required field is missing or wrong
+    UNSUPPORTED_EVENT = "unsupported_event"  # a recognised envelope carrying an event type we do not handle
+
+
+class AdaptError(Exception):
+    """A payload that cannot be turned into events; carries a stable reason and a human detail."""
+
+    def __init__(self, reason: DeadReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """One MQTT message as the transport handed it over, before any parsing."""
+
+    topic: str
+    payload: bytes
+    received_at: datetime  # UTC, aware
+    mid: int = 0  # MQTT packet id, needed to acknowledge; 0 for QoS 0 or non-MQTT sources
+    qos: int = 0
+    epoch: int = 0  # connection generation: an ack from an older connection must not be sent
+    retain: bool = False
+    duplicate: bool = False  # the broker flagged a redelivery
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What an adapter extracts from one vendor payload, before the pipeline stamps it.
+
+    ``device_time`` is aware when the payload carried a zone or an absolute epoch, and naive
+    (local wall time) when it did not: the pipeline reads a naive time in the device's zone.
+    """
+
+    kind: EventKind
+    code: str  # vendor-neutral sub-type, e.g. "plate", "forced_open", "periodic", "press"
+    device_time: datetime | None
+    source_format: str  # adapter name, e.g. "hikvision", "dahua", "gat1400", "frigate", "canonical"
+    device_ref: str | None = None  # a device identity found in the payload (serial, DeviceID, camera)
+    ref: str | None = None  # vendor event id, stable across retransmissions of the same event
+    plate: str | None = None  # normalised plate; None when no plate was read
+    confidence: float | None = None  # 0..1
+    repeat: bool = False  # the vendor marked this a retransmission / update of an earlier event
+    zone: str | None = None  # region / zone name as the device reports it
+    count: int | None = None  # people counted, for crowd readings
+    state: str | None = None  # "start", "stop", "pulse" where the vendor says so
+    zero_date: bool = False  # the device sent a zero / placeholder date (device_time is then None)
+    attributes: Mapping[str, Any] = field(default_factory=dict)  # JSON-safe extras
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing a device reported, normalised and ready to store."""
+
+    event_id: uuid.UUID  # idempotency key: the same report always yields the same id
+    device_id: str
+    site_id: str
+    kind: EventKind
+    code: str
+    occurred_at: datetime  # UTC; the device time when trustworthy, otherwise the receive time
+    received_at: datetime  # UTC
+    device_time: datetime | None  # UTC as the device reported it (None when it sent none or zero)
+    clock: ClockStatus
+    source_format: str
+    topic: str
+    ref: str | None = None
+    plate: str | None = None
+    confidence: float | None = None
+    repeat: bool = False
+    zone: str | None = None
+    count: int | None = None
+    state: str | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The event as JSON-ready values, times as ISO 8601 in UTC."""
+        return {
+            "event_id": str(self.event_id),
+            "device_id": self.device_id,
+            "site_id": self.site_id,
+            "kind": self.kind.value,
+            "code": self.code,
+            "occurred_at": _iso(self.occurred_at),
+            "received_at": _iso(self.received_at),
+            "device_time": _iso(self.device_time),
+            "clock": self.clock.value,
+            "source_format": self.source_format,
+            "topic": self.topic,
+            "ref": self.ref,
+            "plate": self.plate,
+            "confidence": self.confidence,
+            "repeat": self.repeat,
+            "zone": self.zone,
+            "count": self.count,
+            "state": self.state,
+            "attributes": dict(self.attributes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be adapted, kept whole with the reason."""
+
+    topic: str
+    payload: bytes
+    reason: DeadReason
+    detail: str
+    received_at: datetime
+    device_id: str | None = None
+
+
+_NAMESPACE = uuid.UUID("5f1d2c6e-8a43-4f0b-9a51-3c2b7d9e4a10")
+
+
+def event_key(device_id: str, reading: Reading, *, received_at: datetime) -> uuid.UUID:
+    """The idempotency key of a reading: stable across replays and vendor retransmissions.
+
+    A vendor event id identifies the event when there is one; otherwise the device, kind,
+    code, device time and the facts of the reading do. Retransmission markers
+    (``activePostCount``, ``isDataRetransmission``) never enter the key, so a repeat of an
+    event already stored inserts nothing.
+
+    A reading with neither a vendor id nor a device time cannot be told apart from the next
+    identical report (two heartbeats), so its receive time enters the key: such a report is
+    never lost, at the price that a broker redelivery of it may be stored twice.
+    """
+    if reading.ref:
+        basis: list[Any] = [device_id, reading.source_format, reading.kind.value, reading.code, reading.ref]
+    else:
+        basis = [
+            device_id,
+            reading.kind.value,
+            reading.code,
+            reading.device_time.isoformat() if reading.device_time else received_at.isoformat(),
+            reading.plate,
+            reading.zone,
+            reading.count,
+            reading.state,
+            reading.attributes,
+        ]
+    blob = json.dumps(basis, sort_keys=True, default=str, ensure_ascii=False).encode()
+    return uuid.UUID(bytes=hashlib.blake2b(_NAMESPACE.bytes + blob, digest_size=16).digest(), version=5)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
