@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -10,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from ingest.mqtt import LinkState, Publisher
+from ingest.mqtt import BrokerAddress, LinkState, Publisher
 from ingest.pipeline import IngestWorker
-from tests.conftest import FIXTURES, topic_for
+from tests.conftest import FIXTURES, topic_for, write_config
 
 SAMPLE_DEVICES = {
     "hikvision_anpr.xml": "lotus-lpr-n",
@@ -153,14 +158,15 @@ def test_database_connections_killed_during_a_stream_lose_and_double_nothing(wor
     assert sum(kills) >= 1, "the test must actually have killed connections"
 
 
-def test_database_outage_holds_messages_at_the_broker_and_resumes(config, database_url, broker, db):
+def test_database_outage_holds_messages_at_the_broker_and_resumes(config, database_url, durable_broker_url, db):
     """With the database refusing connections, nothing is acked, memory stays bounded, and all arrives after."""
+    broker = BrokerAddress.parse(durable_broker_url)
     small = config.model_copy(update={"ingest": config.ingest.model_copy(update={"receive_maximum": 200})})
     w = IngestWorker(config=small, database_url=database_url, broker=broker, worker_id="t-outage").start()
     assert w.wait_ready(15)
     dbname = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
     admin_url = psycopg.conninfo.make_conninfo(database_url, dbname="postgres")
-    n = 3000
+    n = 3000  # beyond a stock Mosquitto's 1,000-message session queue: the deployment's broker holds them
     try:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
@@ -228,26 +234,22 @@ def test_time_without_zone_is_read_in_the_device_zone_and_bad_clocks_flagged(wor
     assert rows["zero"][0] == "zero_date" and rows["zero"][2] is None
 
 
+@pytest.mark.skipif(not shutil.which("mosquitto") or not shutil.which("mosquitto_passwd"), reason="needs the mosquitto binary")
 def test_bad_credentials_are_reported_and_not_retried(tmp_path):
     """A broker refusing our password leaves the subscriber REFUSED with the reason, with no retry loop."""
     from ingest.mqtt import BrokerAddress, Subscriber
-    from watchpost.embedded import EmbeddedServices, free_port
+    from watchpost.embedded import free_port
 
     port = free_port()
-    toml = tmp_path / "auth.toml"
-    toml.write_text(
-        "id = 0\n[router]\nid = 0\nmax_connections = 100\nmax_outgoing_packet_count = 200\n"
-        "max_segment_size = 1048576\nmax_segment_count = 10\n"
-        f'[v5.1]\nname = "v5-1"\nlisten = "127.0.0.1:{port}"\nnext_connection_delay_ms = 1\n'
-        "[v5.1.connections]\nconnection_timeout_ms = 60000\nmax_payload_size = 20480\nmax_inflight_count = 100\n"
-        'auth = { watchpost = "right" }\n'
-    )
-    from iotcore import Broker
-
-    services = EmbeddedServices()
-    broker = Broker(config_path=str(toml)).start()
-    services._handles.append(broker)
+    passwd = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "watchpost", "right"], check=True)
+    conf = tmp_path / "mosquitto.conf"
+    # As root, mosquitto drops to its own user, which cannot read pytest's private tmp dir.
+    run_as = "user root\n" if os.geteuid() == 0 else ""
+    conf.write_text(f"{run_as}listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {passwd}\n")
+    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
+        assert wait_for(lambda: _listening(port), timeout=10)
         sub = Subscriber(
             BrokerAddress("127.0.0.1", port, username="watchpost", password="wrong"),
             client_id="wp-auth-test",
@@ -255,9 +257,66 @@ def test_bad_credentials_are_reported_and_not_retried(tmp_path):
             on_message=lambda m: None,
         ).start()
         assert wait_for(lambda: sub.state is LinkState.REFUSED, timeout=10), (sub.state, sub.detail)
-        assert "refused" in sub.detail
+        assert "Not authorized" in sub.detail or "Bad user name or password" in sub.detail
         time.sleep(2.5)  # longer than the first reconnect delay: still refused, never connected
         assert sub.state is LinkState.REFUSED and not sub.connected.is_set()
         sub.stop()
     finally:
-        services.stop()
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    attempts = err.decode(errors="replace").count("wp-auth-test")
+    assert attempts <= 2, f"the client kept knocking: {attempts} attempts logged"
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def test_worker_killed_mid_stream_and_restarted_loses_nothing(config, database_url, durable_broker_url, db, tmp_path):
+    """SIGKILL of a `watchpost ingest` process mid-stream; restarted, it resumes its session and stores all, once."""
+    cfg = write_config(config, tmp_path / "config.yaml")
+    broker = BrokerAddress.parse(durable_broker_url)
+    env = {**os.environ, "WATCHPOST_DATABASE_URL": database_url, "WATCHPOST_MQTT_URL": durable_broker_url,
+           "WATCHPOST_CONFIG": str(cfg), "WATCHPOST_LOG_LEVEL": "WARNING"}  # fmt: skip
+    command = [sys.executable, "-m", "watchpost.cli", "ingest", "--worker-id", "kill-me"]
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        line = proc.stdout.readline().decode()
+        assert "consuming" in line, line
+        time.sleep(0.5)  # subscribed (the session may already exist from a previous run)
+        return proc
+
+    n = 5000
+    proc = start()
+    try:
+        publisher = threading.Thread(target=lambda: _publish_paced(broker, config, n, per_second=2500))
+        publisher.start()
+        assert wait_for(lambda: count(database_url) >= 800, timeout=30)
+        proc.kill()  # SIGKILL: no goodbye, acks of the batch in hand never sent
+        proc.wait(10)
+        killed_at = count(database_url)
+        publisher.join(30)
+        proc = start()
+        assert wait_for(lambda: count(database_url) >= n, timeout=60), count(database_url)
+        time.sleep(1.0)
+        assert count(database_url) == n
+        assert count(database_url, "SELECT count(DISTINCT event_id) FROM events") == n
+        assert killed_at < n, "the kill must land mid-stream"
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def _publish_paced(broker, config, n: int, *, per_second: float) -> None:
+    with Publisher(broker) as pub:
+        started = time.monotonic()
+        for i in range(n):
+            pub.publish(topic_for(config, "lotus-gate-s"), canonical(i))
+            ahead = started + (i + 1) / per_second - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
