@@ -249,9 +249,11 @@ class Subscriber:
 class Publisher:
     """A QoS 1 publisher for the simulator, benchmarks and tests."""
 
-    def __init__(self, address: BrokerAddress, *, client_id: str = "", max_inflight: int = 1000) -> None:
+    def __init__(self, address: BrokerAddress, *, client_id: str = "", max_inflight: int = 0) -> None:
         self.address = address
         self._client = _new_client(address, client_id, manual_ack=False)
+        # 0 = no client-side limit: paho rescans every unacknowledged message after each
+        # PUBACK when a limit is set, which is quadratic in a burst of thousands.
         self._client.max_inflight_messages_set(max_inflight)
         self._client.max_queued_messages_set(0)
         self._refused = ""

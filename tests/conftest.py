@@ -9,10 +9,7 @@ WATCHPOST_TEST_EMBEDDED=1 forces the embedded ones.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +22,7 @@ from psycopg import sql
 from ingest.mqtt import BrokerAddress, probe
 from watchpost import store
 from watchpost.config import Route, WatchpostConfig, load_config
-from watchpost.embedded import EmbeddedServices, free_port, start_broker, start_postgres
+from watchpost.embedded import EmbeddedServices, start_broker, start_mosquitto, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -97,38 +94,16 @@ def broker_url(embedded: EmbeddedServices, tmp_path_factory: pytest.TempPathFact
 
 
 @pytest.fixture(scope="session")
-def durable_broker_url(embedded: EmbeddedServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def durable_broker_url(embedded: EmbeddedServices, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A broker configured like production (deploy/mosquitto): it holds a large backlog for an absent worker.
 
     A stock Mosquitto keeps only 1,000 queued messages per offline session and drops the rest,
     so fault tests run against a private Mosquitto started from the deployment's own settings
     (queue limits, persistence), or the embedded broker where Mosquitto is not installed.
     """
-    if FORCE_EMBEDDED or not shutil.which("mosquitto"):
-        yield start_broker(tmp_path_factory.mktemp("durable-broker"), embedded)
-        return
-    folder = tmp_path_factory.mktemp("mosquitto")
-    port = free_port()
-    production = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text(encoding="utf-8")
-    kept = [
-        line for line in production.splitlines()
-        if not line.startswith(("listener", "allow_anonymous", "password_file", "acl_file", "persistence_location", "log_"))
-    ]  # fmt: skip
-    run_as = ["user root"] if os.geteuid() == 0 else []
-    conf = folder / "mosquitto.conf"
-    conf.write_text(
-        "\n".join([*run_as, *kept, f"persistence_location {folder}/", f"listener {port} 127.0.0.1", "allow_anonymous true", ""]),
-        encoding="utf-8",
-    )
-    proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not _reachable("127.0.0.1", port):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise RuntimeError(f"private mosquitto did not start from {conf}")
-        time.sleep(0.05)
-    yield f"mqtt://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+    folder = tmp_path_factory.mktemp("durable-broker")
+    url = None if FORCE_EMBEDDED else start_mosquitto(folder, embedded, production_conf=ROOT / "deploy" / "mosquitto" / "mosquitto.conf")
+    return url or start_broker(folder, embedded)
 
 
 @pytest.fixture

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EmbeddedServices", "free_port", "start_broker", "start_postgres"]
+__all__ = ["EmbeddedServices", "free_port", "start_broker", "start_mosquitto", "start_postgres"]
 
 log = logging.getLogger("watchpost.embedded")
 
@@ -92,4 +95,58 @@ def start_broker(
     url = f"mqtt://127.0.0.1:{port}"
     services.broker_url = url
     log.info("embedded mqtt broker started: url=%s", url)
+    return url
+
+
+class _Process:
+    """A child process stopped like the other embedded services."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_mosquitto(data_dir: Path, services: EmbeddedServices, *, production_conf: Path) -> str | None:
+    """Start a private Mosquitto on loopback with the deployment's queue and persistence settings.
+
+    Returns its URL, or None when no ``mosquitto`` binary is installed. Authentication and
+    TLS lines are left out (loopback only); everything that decides whether messages are
+    held or dropped is kept, so what runs here behaves like production.
+    """
+    binary = shutil.which("mosquitto")
+    if binary is None:
+        return None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    skip = ("listener", "allow_anonymous", "password_file", "acl_file", "persistence_location", "log_",
+            "cafile", "certfile", "keyfile", "require_certificate")  # fmt: skip
+    kept = [line for line in production_conf.read_text(encoding="utf-8").splitlines() if not line.startswith(skip)]
+    run_as = ["user root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # else it drops to 'mosquitto'
+    conf = data_dir / "mosquitto.conf"
+    conf.write_text(
+        "\n".join([*run_as, *kept, f"persistence_location {data_dir}/", f"listener {port} 127.0.0.1",
+                   "allow_anonymous true", ""]),  # fmt: skip
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"mosquitto did not start from {conf}") from None
+            time.sleep(0.05)
+    services._handles.append(_Process(proc))
+    url = f"mqtt://127.0.0.1:{port}"
+    services.broker_url = url
+    log.info("private mosquitto started: url=%s conf=%s", url, conf)
     return url
