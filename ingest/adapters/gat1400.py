@@ -170,6 +170,19 @@ def _vehicle_attributes(obj: Mapping[str, Any], attributes: dict[str, Any]) -> N
     put(attributes, "info_kind", _number(obj.get("InfoKind")))
 
 
+def _object_id(obj: Mapping[str, Any], key: str, device: str | None) -> str | None:
+    """The object's own id, when it can identify one event.
+
+    The standard id is 48 digits (device, type, time, sequence), but gateways in the field
+    fill it with the 20-digit DeviceID or leave it empty (as in the public sample). Taken as
+    the event id, such a value would make every read of that camera a replay of the first.
+    """
+    value = get_str(obj, key)
+    if not value or value == device or len(value) <= 20:
+        return None
+    return value
+
+
 def _plate(obj: Mapping[str, Any]) -> str | None:
     has_plate = obj.get("HasPlate")
     if has_plate in ("0", 0, False, "false"):
@@ -192,7 +205,7 @@ def _motor_vehicle(obj: Mapping[str, Any], where: str) -> Reading:
         SOURCE,
         attributes,
         device_ref=device,
-        ref=get_str(obj, "MotorVehicleID"),
+        ref=_object_id(obj, "MotorVehicleID", device),
         plate=plate,
         confidence=normalise_confidence(obj.get("PlateReliability")),
     )
@@ -214,7 +227,7 @@ def _non_motor_vehicle(obj: Mapping[str, Any], where: str) -> Reading:
         SOURCE,
         attributes,
         device_ref=device,
-        ref=get_str(obj, "NonMotorVehicleID"),
+        ref=_object_id(obj, "NonMotorVehicleID", device),
         plate=plate,
         confidence=normalise_confidence(obj.get("PlateReliability")) if plate else None,
     )
@@ -235,7 +248,7 @@ def _face(obj: Mapping[str, Any], where: str) -> Reading:
         SOURCE,
         attributes,
         device_ref=device,
-        ref=get_str(obj, "FaceID"),
+        ref=_object_id(obj, "FaceID", device),
     )
 
 

@@ -570,7 +570,9 @@ def test_gat1400_motor_vehicle_sample() -> None:
     reading = one(load("gat1400_motor_vehicle.json"))
     assert (reading.kind, reading.code, reading.plate) == (EventKind.PLATE_READ, "plate", "浙BY6H39")
     assert reading.device_time == datetime(2021, 4, 11, 17, 13, 37)
-    assert reading.device_ref == "33029902001210000118" and reading.ref == "33029902001210000118"
+    assert reading.device_ref == "33029902001210000118"
+    # MotorVehicleID repeats the DeviceID here: not an event id, or every read would be one event.
+    assert reading.ref is None
     assert reading.confidence is None  # PlateReliability ""
     assert "device_id_invalid" not in reading.attributes
     images = reading.attributes["images"]

@@ -246,7 +246,7 @@ def test_gat1400_motor_vehicle_round_trip() -> None:
         plate="浙BY6H39",
         pass_time=local,
         device_id="33029902001210000118",
-        vehicle_id="mv-1",
+        vehicle_id="330299020012100001180220240601080004000010200001",
         reliability=91,
         storage_url="http://viid/pic/1.jpg",
         image_data=b"\xff\xd8" + b"x" * 98,
@@ -257,7 +257,7 @@ def test_gat1400_motor_vehicle_round_trip() -> None:
         "浙BY6H39",
         local,
         "33029902001210000118",
-        "mv-1",
+        "330299020012100001180220240601080004000010200001",
     )
     assert reading.confidence == pytest.approx(0.91)
     assert reading.attributes["images"][0] == {"url": "http://viid/pic/1.jpg"}
@@ -273,7 +273,7 @@ def test_gat1400_face_round_trip() -> None:
     """FaceObject reads back FaceID, DeviceID and FaceAppearTime (else the image ShotTime)."""
     shot = datetime(2024, 6, 1, 8, 0, 4)
     payload = samples.gat1400_face_json(
-        face_id="face-1",
+        face_id="340200000011900000010620240601080004000010600001",
         device_id="34020000001190000001",
         shot_time=shot,
         image_id="img-1",
@@ -282,7 +282,7 @@ def test_gat1400_face_round_trip() -> None:
     reading = one(payload)
     assert (reading.kind, reading.ref, reading.device_ref, reading.device_time) == (
         EventKind.FACE_CAPTURE,
-        "face-1",
+        "340200000011900000010620240601080004000010600001",
         "34020000001190000001",
         shot,
     )
