@@ -153,7 +153,9 @@ def create_app(
         device: Annotated[str | None, Query(description="Device id")] = None,
         site: Annotated[str | None, Query(description="Site id")] = None,
         kind: Annotated[EventKind | None, Query(description="Event kind")] = None,
-        since: Annotated[datetime | None, Query(description="Oldest occurred_at (ISO 8601); default 7 days ago")] = None,
+        since: Annotated[
+            datetime | None, Query(description="Oldest occurred_at (ISO 8601); default 7 days ago")
+        ] = None,
         before: Annotated[datetime | None, Query(description="Only events that occurred before this")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[dict[str, Any]]:

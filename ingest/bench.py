@@ -267,7 +267,14 @@ def _raw_rate(broker: BrokerAddress, config: WatchpostConfig, corpus: Corpus) ->
 
 
 def _watchpost_rate(
-    broker: BrokerAddress, broker_url: str, config: WatchpostConfig, db_url: str, corpus: Corpus, *, workers: int, tag: str
+    broker: BrokerAddress,
+    broker_url: str,
+    config: WatchpostConfig,
+    db_url: str,
+    corpus: Corpus,
+    *,
+    workers: int,
+    tag: str,
 ) -> float:
     expected = _expected_events(config, corpus)
     with store.connect(db_url) as conn:
@@ -275,11 +282,24 @@ def _watchpost_rate(
     with tempfile.TemporaryDirectory() as tmp:
         cfg_file = Path(tmp) / "bench.yaml"
         cfg_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
-        env = {**os.environ, "WATCHPOST_DATABASE_URL": db_url, "WATCHPOST_MQTT_URL": broker_url,
-               "WATCHPOST_LOG_LEVEL": "WARNING"}  # fmt: skip
+        env = {
+            **os.environ,
+            "WATCHPOST_DATABASE_URL": db_url,
+            "WATCHPOST_MQTT_URL": broker_url,
+            "WATCHPOST_LOG_LEVEL": "WARNING",
+        }
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "watchpost.cli", "--config", str(cfg_file), "ingest", "--worker-id", f"bench-{tag}-{i}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "watchpost.cli",
+                    "--config",
+                    str(cfg_file),
+                    "ingest",
+                    "--worker-id",
+                    f"bench-{tag}-{i}",
+                ],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -315,7 +335,9 @@ def _watchpost_rate(
                     p.kill()
 
 
-def _latency(broker: BrokerAddress, config: WatchpostConfig, db_url: str, *, rate: float, seconds: float) -> tuple[float, float, float]:
+def _latency(
+    broker: BrokerAddress, config: WatchpostConfig, db_url: str, *, rate: float, seconds: float
+) -> tuple[float, float, float]:
     corpus = _corpus(config, max(1, int(rate * seconds)), seed=99)
     index = {payload: i for i, (_, payload) in enumerate(corpus)}
     committed: dict[int, float] = {}
@@ -329,8 +351,9 @@ def _latency(broker: BrokerAddress, config: WatchpostConfig, db_url: str, *, rat
 
     with store.connect(db_url) as conn:
         conn.execute("TRUNCATE events, event_keys, dead_letters")
-    worker = IngestWorker(config=config, database_url=db_url, broker=broker, worker_id="bench-latency",
-                          on_commit=on_commit).start()  # fmt: skip
+    worker = IngestWorker(
+        config=config, database_url=db_url, broker=broker, worker_id="bench-latency", on_commit=on_commit
+    ).start()
     try:
         if not worker.wait_ready(15):
             raise RuntimeError(f"worker could not subscribe: {worker.subscriber.detail}")

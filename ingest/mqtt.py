@@ -84,9 +84,7 @@ class LinkState(StrEnum):
 
 
 def _new_client(address: BrokerAddress, client_id: str, *, manual_ack: bool) -> paho.Client:
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=manual_ack
-    )
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=manual_ack)
     if address.username is not None:
         client.username_pw_set(address.username, address.password)
     if address.tls:
@@ -184,15 +182,21 @@ class Subscriber:
 
     # -- paho callbacks (network thread: keep them short) --
 
-    def _on_connect(self, client: paho.Client, _u: object, flags: paho.ConnectFlags, rc: ReasonCode, _p: object) -> None:
+    def _on_connect(
+        self, client: paho.Client, _u: object, flags: paho.ConnectFlags, rc: ReasonCode, _p: object
+    ) -> None:
         if rc.is_failure:
             reason = str(rc)
             if reason in _FATAL_CONNACK:
                 with self._lock:
                     self.state = LinkState.REFUSED
                     self.detail = f"broker {self.address} refused the connection: {reason}"
-                log.error("mqtt connection refused, not retrying: client=%s broker=%s reason=%s",
-                          self.client_id, self.address, reason)  # fmt: skip
+                log.error(
+                    "mqtt connection refused, not retrying: client=%s broker=%s reason=%s",
+                    self.client_id,
+                    self.address,
+                    reason,
+                )
                 # Stop retrying: a wrong password does not become right by asking again.
                 threading.Thread(target=self._give_up, daemon=True).start()
             else:
@@ -204,8 +208,12 @@ class Subscriber:
             self.state = LinkState.CONNECTED
             self.detail = f"session_present={flags.session_present}"
         self.connected.set()
-        log.info("mqtt connected: client=%s broker=%s session_present=%s",
-                 self.client_id, self.address, flags.session_present)  # fmt: skip
+        log.info(
+            "mqtt connected: client=%s broker=%s session_present=%s",
+            self.client_id,
+            self.address,
+            flags.session_present,
+        )
         client.subscribe([(f, paho.SubscribeOptions(qos=1)) for f in self.filters])
 
     def _give_up(self) -> None:
@@ -216,7 +224,9 @@ class Subscriber:
         failed = [str(c) for c in codes if c.is_failure]
         if failed:
             self.detail = f"subscription refused: {', '.join(failed)}"
-            log.error("mqtt subscription refused: client=%s filters=%s reasons=%s", self.client_id, self.filters, failed)
+            log.error(
+                "mqtt subscription refused: client=%s filters=%s reasons=%s", self.client_id, self.filters, failed
+            )
             return
         self.subscribed.set()
 

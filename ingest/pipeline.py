@@ -1,11 +1,13 @@
 """The ingest worker: MQTT messages -> events -> one transaction per batch -> acks after commit.
 
 One worker is one MQTT session (a member of the shared subscription) and one database
-connection. The paho callback only enqueues; a worker thread takes batches off the queue,
-normalises them, writes events and dead letters in one transaction, and acknowledges every
-message of the batch only after the commit. When the database is down the batch is kept
-and retried with backoff; nothing is acknowledged, so the broker stops sending once
-``receive_maximum`` messages are outstanding and holds the rest.
+connection. The paho callback only enqueues. A normalising thread takes batches off the
+queue and adapts them; a writing thread writes each batch's events and dead letters in one
+transaction and acknowledges every message of the batch only after the commit, in order.
+The two overlap: the next batch is adapted while PostgreSQL works on the last one. When
+the database is down the batch is kept and retried with backoff; nothing is acknowledged,
+so the broker stops sending once ``receive_maximum`` messages are outstanding and holds
+the rest.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ __all__ = ["IngestWorker", "WorkerHealth"]
 log = logging.getLogger("watchpost.ingest")
 
 _MAINTENANCE_EVERY = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A batch adapted and waiting for its transaction."""
+
+    messages: list[ReceivedMessage]
+    events: list[Event]
+    dead: list[DeadLetter]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +91,8 @@ class IngestWorker:
             receive_maximum=ingest.receive_maximum,
         )
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._handoff: queue.Queue[_Prepared] = queue.Queue(maxsize=2)
         self._conn = None
         self._partitions = store.PartitionCache()
         self._layout = "native"
@@ -100,16 +112,20 @@ class IngestWorker:
             self._connect_database()
         except store.DatabaseError as exc:  # the loop retries; health says why meanwhile
             log.warning("database unavailable at start, will retry: worker=%s error=%s", self.worker_id, exc)
-        self._thread = threading.Thread(target=self._run, name=f"ingest-{self.worker_id}", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"ingest-{self.worker_id}-adapt", daemon=True),
+            threading.Thread(target=self._write_loop, name=f"ingest-{self.worker_id}-write", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
         self.subscriber.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish the batch in hand, stop consuming and disconnect; unacked messages stay queued at the broker."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in self._threads:
+            thread.join(timeout)
         self.subscriber.stop()
         if self._conn is not None:
             self._conn.close()
@@ -126,7 +142,7 @@ class IngestWorker:
             broker_detail=self.subscriber.detail,
             database_ok=self._db_ok,
             database_detail=self._db_detail,
-            queue_depth=self._queue.qsize(),
+            queue_depth=self._queue.qsize() + sum(len(p.messages) for p in list(self._handoff.queue)),
             last_commit_at=self._last_commit,
             stored=self._counts["stored"],
             duplicates=self._counts["duplicates"],
@@ -136,17 +152,39 @@ class IngestWorker:
     # -- the loop --
 
     def _run(self) -> None:
+        """Adapting thread: batches off the queue, normalised, handed to the writer."""
         linger = self.config.ingest.batch_linger_ms / 1000
         batch_max = self.config.ingest.batch_max
         while not self._stop.is_set():
             metrics.BROKER_CONNECTED.labels(**self._labels).set(self.subscriber.state is LinkState.CONNECTED)
             batch = self._take(batch_max, linger)
             metrics.QUEUE_DEPTH.labels(**self._labels).set(self._queue.qsize())
-            if batch:
+            if not batch:
+                continue
+            try:
+                prepared = self._prepare(batch)
+            except Exception:  # the loop boundary: log, leave the batch unacked, carry on
+                log.exception("ingest batch could not be adapted: worker=%s size=%d", self.worker_id, len(batch))
+                continue
+            while not self._stop.is_set():
                 try:
-                    self._handle(batch)
-                except Exception:  # the loop boundary: log, keep the batch unacked, carry on
-                    log.exception("ingest batch failed: worker=%s size=%d", self.worker_id, len(batch))
+                    self._handoff.put(prepared, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+
+    def _write_loop(self) -> None:
+        """Writing thread: one transaction per batch, then its acks, in arrival order."""
+        while not self._stop.is_set():
+            try:
+                prepared = self._handoff.get(timeout=0.2)
+            except queue.Empty:
+                self._maintain()
+                continue
+            try:
+                self._commit(prepared)
+            except Exception:  # the loop boundary: log, leave the batch unacked, carry on
+                log.exception("ingest batch failed: worker=%s size=%d", self.worker_id, len(prepared.messages))
             self._maintain()
 
     def _take(self, batch_max: int, linger: float) -> list[ReceivedMessage]:
@@ -170,7 +208,7 @@ class IngestWorker:
                     break
         return batch
 
-    def _handle(self, batch: list[ReceivedMessage]) -> None:
+    def _prepare(self, batch: list[ReceivedMessage]) -> _Prepared:
         metrics.RECEIVED.labels(**self._labels).inc(len(batch))
         events: list[Event] = []
         dead: list[DeadLetter] = []
@@ -180,7 +218,10 @@ class IngestWorker:
             events.extend(outcome.events)
             if outcome.dead is not None:
                 dead.append(outcome.dead)
+        return _Prepared(batch, events, dead)
 
+    def _commit(self, prepared: _Prepared) -> None:
+        batch, events, dead = prepared.messages, prepared.events, prepared.dead
         inserted = self._write(events, dead)
         if inserted is None:
             return  # stopping while the database is away: the broker keeps the batch
@@ -226,8 +267,7 @@ class IngestWorker:
                 return inserted
             except store.DatabaseError as exc:
                 self._set_db(False, f"{type(exc).__name__}: {exc}".strip())
-                log.warning("database write failed, retrying in %.1fs: worker=%s error=%s",
-                            delay, self.worker_id, exc)  # fmt: skip
+                log.warning("database write failed, retrying in %.1fs: worker=%s error=%s", delay, self.worker_id, exc)
                 self._drop_connection()
                 if self._stop.wait(delay):
                     return None

@@ -849,9 +849,7 @@ def canonical_json(
         event[key] = value
     if attributes:
         event["attributes"] = dict(attributes)
-    return json.dumps(
-        {key: value for key, value in event.items() if value is not None}, ensure_ascii=False
-    ).encode()
+    return json.dumps({key: value for key, value in event.items() if value is not None}, ensure_ascii=False).encode()
 
 
 # --------------------------------------------------------------------------- variety
@@ -890,9 +888,7 @@ def random_sample(rng: random.Random, *, when: datetime, zone_hours: float = 8) 
         return Sample("hikvision", "hikvision_anpr_xml", payload, "hikvision")
     if choice == 1:
         minor = rng.choice((0x01, 0x4B, 0x4B, 0x4B, 0x1B, 0x1C, 0x09, 0x4C))
-        payload = hikvision_access_json(
-            minor=minor, when=aware_local, mac=mac, serial_no=rng.randrange(1, 10**6)
-        )
+        payload = hikvision_access_json(minor=minor, when=aware_local, mac=mac, serial_no=rng.randrange(1, 10**6))
         return Sample("hikvision", "hikvision_access_json", payload, "hikvision")
     if choice == 2:
         payload = hikvision_density_json(

@@ -117,17 +117,36 @@ def _payload(
         plate = None  # no read: dirty or missing plate
     if d.kind in ("lpr", "checkpoint"):
         if fmt == "hikvision":
-            return samples.hikvision_anpr_xml(plate=plate, when=when, mac=s.mac, uuid=f"sim{seq:012d}{s.serial:08d}",
-                                              confidence=rng.randint(60, 100), rng=rng)  # fmt: skip
+            return samples.hikvision_anpr_xml(
+                plate=plate,
+                when=when,
+                mac=s.mac,
+                uuid=f"sim{seq:012d}{s.serial:08d}",
+                confidence=rng.randint(60, 100),
+                rng=rng,
+            )
         if fmt == "dahua":
-            return samples.dahua_traffic_junction_json(plate=plate, real_utc=when, event_id=seq, group_id=s.serial,
-                                                       machine_name=_alias(d, d.id), rng=rng)  # fmt: skip
+            return samples.dahua_traffic_junction_json(
+                plate=plate, real_utc=when, event_id=seq, group_id=s.serial, machine_name=_alias(d, d.id), rng=rng
+            )
         if fmt == "gat1400":
             dev = _alias(d, "33029902001210000118")
-            return samples.gat1400_motor_vehicle_json(plate=plate, pass_time=local, device_id=dev,
-                                                      vehicle_id=f"{dev}02{seq:026d}", reliability=rng.randint(60, 99), rng=rng)  # fmt: skip
-        return samples.canonical_json(kind="plate_read", code="plate" if plate else "no_read", time=when,
-                                      id=f"sim-{seq}", plate=plate, confidence=round(rng.uniform(0.6, 1), 2))  # fmt: skip
+            return samples.gat1400_motor_vehicle_json(
+                plate=plate,
+                pass_time=local,
+                device_id=dev,
+                vehicle_id=f"{dev}02{seq:026d}",
+                reliability=rng.randint(60, 99),
+                rng=rng,
+            )
+        return samples.canonical_json(
+            kind="plate_read",
+            code="plate" if plate else "no_read",
+            time=when,
+            id=f"sim-{seq}",
+            plate=plate,
+            confidence=round(rng.uniform(0.6, 1), 2),
+        )
     if d.kind == "gate":
         roll = rng.random()
         minor = 0x1B if roll < 0.01 else 0x1C if roll < 0.02 else 0x4B if roll < 0.4 else 0x01
@@ -138,11 +157,13 @@ def _payload(
     if d.kind == "face_capture":
         if fmt == "gat1400":
             dev = _alias(d, "34020000001110000001")
-            return samples.gat1400_face_json(face_id=f"{dev}06{seq:026d}", device_id=dev, shot_time=local,
-                                             image_id=f"{dev}02{seq:021d}")  # fmt: skip
+            return samples.gat1400_face_json(
+                face_id=f"{dev}06{seq:026d}", device_id=dev, shot_time=local, image_id=f"{dev}02{seq:021d}"
+            )
         if fmt == "hikvision":
-            return samples.hikvision_face_capture_json(when=when, mac=s.mac, uid=f"sim{seq:020d}", face_id=seq,
-                                                       face_score=rng.randint(40, 99), rng=rng)  # fmt: skip
+            return samples.hikvision_face_capture_json(
+                when=when, mac=s.mac, uid=f"sim{seq:020d}", face_id=seq, face_score=rng.randint(40, 99), rng=rng
+            )
         return samples.canonical_json(kind="face_capture", code="capture", time=when, id=f"sim-{seq}")
     if d.kind == "camera":
         # A slow random walk with a daily swell: the square fills up in the evening.
@@ -150,35 +171,58 @@ def _payload(
         s.crowd = max(0.0, s.crowd + rng.gauss(0, 1.5) + (swell - s.crowd) * 0.05)
         count = round(s.crowd)
         if fmt == "hikvision":
-            return samples.hikvision_density_json(count=count, when=when, mac=s.mac, trigger=count >= 20,
-                                                  uuid=f"sim-{seq}")  # fmt: skip
+            return samples.hikvision_density_json(
+                count=count, when=when, mac=s.mac, trigger=count >= 20, uuid=f"sim-{seq}"
+            )
         if fmt == "dahua":
-            return samples.dahua_rioter_text(action="Start" if count >= 15 else "Stop", real_utc=when, event_id=seq,
-                                             people=count)  # fmt: skip
+            return samples.dahua_rioter_text(
+                action="Start" if count >= 15 else "Stop", real_utc=when, event_id=seq, people=count
+            )
         if fmt == "frigate":
             kind = rng.choice(("new", "update", "update", "end"))
             start = when.timestamp() - rng.uniform(0, 30)
-            return samples.frigate_event_json(kind, event_id=f"{start:.6f}-sim{seq}", camera=_alias(d, d.id),
-                                              frame_time=when.timestamp(), start_time=start,
-                                              end_time=when.timestamp() if kind == "end" else None, rng=rng)  # fmt: skip
+            return samples.frigate_event_json(
+                kind,
+                event_id=f"{start:.6f}-sim{seq}",
+                camera=_alias(d, d.id),
+                frame_time=when.timestamp(),
+                start_time=start,
+                end_time=when.timestamp() if kind == "end" else None,
+                rng=rng,
+            )
         return samples.canonical_json(kind="crowd_count", code="periodic", time=when, id=f"sim-{seq}", count=count)
     if d.kind == "alarm_button":
         pressed = rng.random() < 0.02
         if fmt == "dahua":
             return samples.dahua_alarm_local_text(action="Start" if pressed else "Stop", local_time=local, event_id=seq)
-        return samples.canonical_json(kind="alarm_button" if pressed else "device_status",
-                                      code="press" if pressed else "heartbeat", time=when, id=f"sim-{seq}")  # fmt: skip
+        return samples.canonical_json(
+            kind="alarm_button" if pressed else "device_status",
+            code="press" if pressed else "heartbeat",
+            time=when,
+            id=f"sim-{seq}",
+        )
     if d.kind == "rfid_reader":
         tag = rng.choice(hot_tags) if hot_tags and rng.random() < 0.02 else f"E28011606000{rng.getrandbits(48):012X}"
-        return samples.canonical_json(kind="rfid_read", code="tag", time=when, id=f"sim-{seq}",
-                                      attributes={"tag": tag, "antenna": rng.randint(1, 4)})  # fmt: skip
+        return samples.canonical_json(
+            kind="rfid_read",
+            code="tag",
+            time=when,
+            id=f"sim-{seq}",
+            attributes={"tag": tag, "antenna": rng.randint(1, 4)},
+        )
     if d.kind == "gps_tracker":
         s.lat += rng.gauss(0, 0.0002)
         s.lon += rng.gauss(0, 0.0002)
         code = "vibration" if rng.random() < 0.01 else "position"
-        return samples.canonical_json(kind="gps_position" if code == "position" else "device_status", code=code,
-                                      time=when, id=f"sim-{seq}", lat=round(s.lat, 6), lon=round(s.lon, 6),
-                                      attributes={"speed_kmh": round(abs(rng.gauss(12, 5)), 1)})  # fmt: skip
+        return samples.canonical_json(
+            kind="gps_position" if code == "position" else "device_status",
+            code=code,
+            time=when,
+            id=f"sim-{seq}",
+            lat=round(s.lat, 6),
+            lon=round(s.lon, 6),
+            attributes={"speed_kmh": round(abs(rng.gauss(12, 5)), 1)},
+        )
     return samples.canonical_json(kind="device_status", code="heartbeat", time=when, id=f"sim-{seq}")
 
 
@@ -199,7 +243,9 @@ class Simulator:
         sent = 0
         with Publisher(self.broker, client_id="") as publisher:
             started = time.monotonic()
-            stream = traffic(self.config, seed=self.seed, start=datetime.now(UTC), step=timedelta(seconds=1 / self.rate))
+            stream = traffic(
+                self.config, seed=self.seed, start=datetime.now(UTC), step=timedelta(seconds=1 / self.rate)
+            )
             for topic, payload in stream:
                 if stop.is_set() or (duration and time.monotonic() - started >= duration):
                     break

@@ -102,7 +102,11 @@ def durable_broker_url(embedded: EmbeddedServices, tmp_path_factory: pytest.Temp
     (queue limits, persistence), or the embedded broker where Mosquitto is not installed.
     """
     folder = tmp_path_factory.mktemp("durable-broker")
-    url = None if FORCE_EMBEDDED else start_mosquitto(folder, embedded, production_conf=ROOT / "deploy" / "mosquitto" / "mosquitto.conf")
+    url = (
+        None
+        if FORCE_EMBEDDED
+        else start_mosquitto(folder, embedded, production_conf=ROOT / "deploy" / "mosquitto" / "mosquitto.conf")
+    )
     return url or start_broker(folder, embedded)
 
 

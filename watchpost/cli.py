@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="watchpost", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--config", type=Path, help="configuration file or folder (default: $WATCHPOST_CONFIG or configs/demo)")
+    parser.add_argument(
+        "--config", type=Path, help="configuration file or folder (default: $WATCHPOST_CONFIG or configs/demo)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="everything in one process: ingest, API and (by default) the simulator")
@@ -95,8 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_cmd_run)
 
     ingest = sub.add_parser("ingest", help="one ingest worker (run several for a shared subscription)")
-    ingest.add_argument("--worker-id", default=os.environ.get("WATCHPOST_WORKER_ID", socket_name()),
-                        help="stable id of this worker; its MQTT session is resumed by it")  # fmt: skip
+    ingest.add_argument(
+        "--worker-id",
+        default=os.environ.get("WATCHPOST_WORKER_ID", socket_name()),
+        help="stable id of this worker; its MQTT session is resumed by it",
+    )
     ingest.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
     ingest.set_defaults(handler=_cmd_ingest)
 
@@ -123,8 +128,11 @@ def _parser() -> argparse.ArgumentParser:
     b_ingest.add_argument("--rate", type=float, default=2000.0, help="offered rate for the latency run")
     b_ingest.add_argument("--seconds", type=float, default=10.0, help="length of the latency run")
     b_ingest.add_argument("--repeat", type=int, default=3, help="throughput runs per figure; the median is reported")
-    b_ingest.add_argument("--broker", help="broker URL to measure (default: a private Mosquitto with the"
-                          " deployment's settings, or the embedded broker where Mosquitto is not installed)")  # fmt: skip
+    b_ingest.add_argument(
+        "--broker",
+        help="broker URL to measure (default: a private Mosquitto with the"
+        " deployment's settings, or the embedded broker where Mosquitto is not installed)",
+    )
     b_ingest.add_argument("--json", action="store_true", help="print one JSON object")
     b_ingest.set_defaults(handler=_cmd_bench_ingest)
 
@@ -211,7 +219,9 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         broker = BrokerAddress.parse(services.broker_url)
         for i in range(max(1, args.workers)):
             workers.append(
-                IngestWorker(config=config, database_url=services.database_url, broker=broker, worker_id=f"run-{i}").start()
+                IngestWorker(
+                    config=config, database_url=services.database_url, broker=broker, worker_id=f"run-{i}"
+                ).start()
             )
         for w in workers:
             if not w.wait_ready(15):
@@ -230,7 +240,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(
             f"Watchpost is running: http://{settings.api_host}:{settings.api_port}"
-            f"  (events layout: {layout}; broker: {broker}; simulator: {'off' if args.no_simulator else f'{args.rate}/s'})"
+            f"  (events layout: {layout}; broker: {broker};"
+            f" simulator: {'off' if args.no_simulator else f'{args.rate}/s'})"
         )
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
     finally:
@@ -366,9 +377,15 @@ def _cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
         # A stock Mosquitto drops what one client has not acknowledged past a few MB, which
         # would measure the broker's limits, not ours: by default the benchmark runs its own
         # broker with the production settings from deploy/mosquitto.
-        broker_url = args.broker or start_mosquitto(
-            settings.data_dir / "bench-mosquitto", services, production_conf=_ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
-        ) or start_broker(settings.data_dir / "bench-broker", services)
+        broker_url = (
+            args.broker
+            or start_mosquitto(
+                settings.data_dir / "bench-mosquitto",
+                services,
+                production_conf=_ROOT / "deploy" / "mosquitto" / "mosquitto.conf",
+            )
+            or start_broker(settings.data_dir / "bench-broker", services)
+        )
         return run_ingest_bench(
             config=config,
             database_url=services.database_url,

@@ -191,9 +191,7 @@ class IngestConfig(_Model):
         min_length=1,
         description="Topics to subscribe to, first match wins",
     )
-    share_group: str = Field(
-        default="watchpost", pattern=r"^[A-Za-z0-9_-]+$", description="Shared subscription group"
-    )
+    share_group: str = Field(default="watchpost", pattern=r"^[A-Za-z0-9_-]+$", description="Shared subscription group")
     client_id: str = Field(default="watchpost-ingest", description="Prefix of the MQTT client id")
     session_expiry_s: int = Field(
         default=3600, ge=0, description="How long the broker keeps our session and its messages offline"
@@ -428,4 +426,3 @@ def _zoneinfo(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"unknown time zone {name!r} (use an IANA name such as Asia/Shanghai)") from None
-

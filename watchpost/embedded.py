@@ -124,14 +124,32 @@ def start_mosquitto(data_dir: Path, services: EmbeddedServices, *, production_co
         return None
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    skip = ("listener", "allow_anonymous", "password_file", "acl_file", "persistence_location", "log_",
-            "cafile", "certfile", "keyfile", "require_certificate")  # fmt: skip
+    skip = (
+        "listener",
+        "allow_anonymous",
+        "password_file",
+        "acl_file",
+        "persistence_location",
+        "log_",
+        "cafile",
+        "certfile",
+        "keyfile",
+        "require_certificate",
+    )
     kept = [line for line in production_conf.read_text(encoding="utf-8").splitlines() if not line.startswith(skip)]
     run_as = ["user root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # else it drops to 'mosquitto'
     conf = data_dir / "mosquitto.conf"
     conf.write_text(
-        "\n".join([*run_as, *kept, f"persistence_location {data_dir}/", f"listener {port} 127.0.0.1",
-                   "allow_anonymous true", ""]),  # fmt: skip
+        "\n".join(
+            [
+                *run_as,
+                *kept,
+                f"persistence_location {data_dir}/",
+                f"listener {port} 127.0.0.1",
+                "allow_anonymous true",
+                "",
+            ]
+        ),
         encoding="utf-8",
     )
     proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -52,14 +52,47 @@ Layout = str  # "timescaledb" or "native"
 _MIGRATION_LOCK = 0x57A7C1  # advisory lock key: one migrator at a time
 _PARTITION_LOCK = 0x57A7C2  # advisory lock key: one partition creator at a time
 _EVENT_COLUMNS = (
-    "occurred_at", "event_id", "received_at", "device_time", "clock", "device_id", "site_id", "kind",
-    "code", "source_format", "topic", "ref", "plate", "confidence", "repeat", "zone", "count", "state",
+    "occurred_at",
+    "event_id",
+    "received_at",
+    "device_time",
+    "clock",
+    "device_id",
+    "site_id",
+    "kind",
+    "code",
+    "source_format",
+    "topic",
+    "ref",
+    "plate",
+    "confidence",
+    "repeat",
+    "zone",
+    "count",
+    "state",
     "attributes",
-)  # fmt: skip
+)
 _EVENT_TYPES = (
-    "timestamptz", "uuid", "timestamptz", "timestamptz", "text", "text", "text", "text",
-    "text", "text", "text", "text", "text", "float4", "bool", "text", "int4", "text", "jsonb",
-)  # fmt: skip
+    "timestamptz",
+    "uuid",
+    "timestamptz",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "float4",
+    "bool",
+    "text",
+    "int4",
+    "text",
+    "jsonb",
+)
 
 
 def _dumps(obj: Any) -> str:
@@ -71,9 +104,7 @@ set_json_dumps(_dumps)
 
 def connect(url: str, *, application_name: str = "watchpost", connect_timeout: int = 5) -> psycopg.Connection:
     """Open an autocommit connection (explicit ``conn.transaction()`` blocks are real transactions)."""
-    return psycopg.connect(
-        url, autocommit=True, application_name=application_name, connect_timeout=connect_timeout
-    )
+    return psycopg.connect(url, autocommit=True, application_name=application_name, connect_timeout=connect_timeout)
 
 
 def open_pool(url: str, *, min_size: int = 1, max_size: int = 8, name: str = "watchpost-api") -> ConnectionPool:
@@ -154,13 +185,9 @@ def _apply_policies(conn: psycopg.Connection, *, layout: Layout, storage: Storag
     if layout != "timescaledb":
         return
     conn.execute("SELECT remove_retention_policy('events', if_exists => true)")
-    conn.execute(
-        "SELECT add_retention_policy('events', make_interval(days => %s))", (storage.event_retention_days,)
-    )
+    conn.execute("SELECT add_retention_policy('events', make_interval(days => %s))", (storage.event_retention_days,))
     conn.execute("SELECT remove_compression_policy('events', if_exists => true)")
-    conn.execute(
-        "SELECT add_compression_policy('events', make_interval(days => %s))", (storage.compress_after_days,)
-    )
+    conn.execute("SELECT add_compression_policy('events', make_interval(days => %s))", (storage.compress_after_days,))
 
 
 @dataclass
@@ -221,10 +248,15 @@ def sync_config(conn: psycopg.Connection, *, config: WatchpostConfig) -> None:
             " heartbeat_s = EXCLUDED.heartbeat_s",
             [
                 (
-                    d.id, d.site, d.kind, d.name, d.format,
-                    d.position.lat if d.position else None, d.position.lon if d.position else None,
+                    d.id,
+                    d.site,
+                    d.kind,
+                    d.name,
+                    d.format,
+                    d.position.lat if d.position else None,
+                    d.position.lon if d.position else None,
                     d.heartbeat_s,
-                )  # fmt: skip
+                )
                 for d in config.devices
             ],
         )
@@ -242,9 +274,7 @@ def insert_events(conn: psycopg.Connection, *, events: Sequence[Event]) -> int:
     """
     if not events:
         return 0
-    conn.execute(
-        "CREATE TEMP TABLE IF NOT EXISTS _incoming (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _incoming (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
     with conn.cursor() as cur:
         with cur.copy(
             sql.SQL("COPY _incoming ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -255,10 +285,26 @@ def insert_events(conn: psycopg.Connection, *, events: Sequence[Event]) -> int:
             for e in events:
                 copy.write_row(
                     (
-                        e.occurred_at, e.event_id, e.received_at, e.device_time, e.clock.value, e.device_id,
-                        e.site_id, e.kind.value, e.code, e.source_format, e.topic, e.ref, e.plate,
-                        e.confidence, e.repeat, e.zone, e.count, e.state, Jsonb(dict(e.attributes)),
-                    )  # fmt: skip
+                        e.occurred_at,
+                        e.event_id,
+                        e.received_at,
+                        e.device_time,
+                        e.clock.value,
+                        e.device_id,
+                        e.site_id,
+                        e.kind.value,
+                        e.code,
+                        e.source_format,
+                        e.topic,
+                        e.ref,
+                        e.plate,
+                        e.confidence,
+                        e.repeat,
+                        e.zone,
+                        e.count,
+                        e.state,
+                        Jsonb(dict(e.attributes)),
+                    )
                 )
         cur.execute(
             "WITH fresh AS ("
@@ -283,9 +329,16 @@ def insert_dead_letters(conn: psycopg.Connection, *, letters: Sequence[DeadLette
             " last_seen = EXCLUDED.last_seen",
             [
                 (
-                    _digest(d), d.received_at, d.received_at, d.topic, d.device_id, d.reason.value,
-                    d.detail[:2000], len(d.payload), d.payload,
-                )  # fmt: skip
+                    _digest(d),
+                    d.received_at,
+                    d.received_at,
+                    d.topic,
+                    d.device_id,
+                    d.reason.value,
+                    d.detail[:2000],
+                    len(d.payload),
+                    d.payload,
+                )
                 for d in letters
             ],
         )
@@ -323,9 +376,7 @@ def drop_expired(conn: psycopg.Connection, *, storage: StorageConfig, now: datet
                 dropped["partitions"] += 1
     dropped["event_keys"] = conn.execute("DELETE FROM event_keys WHERE occurred_at < %s", (cutoff,)).rowcount
     dead_cutoff = now - timedelta(days=storage.dead_letter_retention_days)
-    dropped["dead_letters"] = conn.execute(
-        "DELETE FROM dead_letters WHERE last_seen < %s", (dead_cutoff,)
-    ).rowcount
+    dropped["dead_letters"] = conn.execute("DELETE FROM dead_letters WHERE last_seen < %s", (dead_cutoff,)).rowcount
     return dropped
 
 
@@ -366,9 +417,7 @@ def count_events(conn: psycopg.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def list_dead_letters(
-    conn: psycopg.Connection, *, limit: int = 100, reason: str | None = None
-) -> list[dict[str, Any]]:
+def list_dead_letters(conn: psycopg.Connection, *, limit: int = 100, reason: str | None = None) -> list[dict[str, Any]]:
     """The newest dead letters first, with a printable preview of the raw bytes."""
     where, params = "", []
     if reason is not None:

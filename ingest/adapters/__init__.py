@@ -80,9 +80,7 @@ def _chosen(topic: str, format: str | None) -> Adapter | None:
     if format is not None:
         adapter = ADAPTERS.get(format)
         if adapter is None:
-            raise AdaptError(
-                DeadReason.UNKNOWN_FORMAT, f"no adapter named {format!r}; known: {', '.join(ADAPTERS)}"
-            )
+            raise AdaptError(DeadReason.UNKNOWN_FORMAT, f"no adapter named {format!r}; known: {', '.join(ADAPTERS)}")
         return adapter
     segments = topic.split("/")
     if len(segments) >= 2 and segments[-2] == "frigate" and segments[-1] in ("events", "reviews"):
@@ -111,8 +109,6 @@ def _describe(doc: Document) -> str:
         if isinstance(data, dict):
             keys = ", ".join(sorted(map(str, data))[:8])
             return f"JSON object with keys [{keys}] matches no adapter ({', '.join(ADAPTERS)})"
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-            type(data), "a number"
-        )
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(data), "a number")
         return f"JSON top-level value is {kind}; device payloads are objects"
     return f"text payload {doc.text[:40]!r} matches no adapter ({', '.join(ADAPTERS)})"

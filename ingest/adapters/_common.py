@@ -101,8 +101,7 @@ def decode_text(payload: bytes, *, where: str = "payload") -> str:
     except UnicodeDecodeError as exc:
         raise AdaptError(
             DeadReason.INVALID_UTF8,
-            f"{where} is not valid UTF-8: byte 0x{payload[exc.start]:02x} at offset {exc.start}"
-            f" ({exc.reason})",
+            f"{where} is not valid UTF-8: byte 0x{payload[exc.start]:02x} at offset {exc.start} ({exc.reason})",
         ) from None
     if text.startswith(_BOM):
         text = text[1:]
@@ -112,9 +111,7 @@ def decode_text(payload: bytes, *, where: str = "payload") -> str:
 def prepare_document(payload: bytes, *, topic: str) -> Document:
     """Decode and parse a payload once: JSON, XML, plain text, or a MIME multipart body."""
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise AdaptError(
-            DeadReason.OVERSIZE, f"payload is {len(payload)} bytes, the limit is {MAX_PAYLOAD_BYTES}"
-        )
+        raise AdaptError(DeadReason.OVERSIZE, f"payload is {len(payload)} bytes, the limit is {MAX_PAYLOAD_BYTES}")
     head = (payload[3:] if payload.startswith(_BOM_BYTES) else payload).lstrip()
     # Multipart bodies carry JPEG parts that are not UTF-8, so they are split as bytes first.
     if head[:2] == b"--":
@@ -217,9 +214,7 @@ def _prepare_multipart(payload: bytes, topic: str) -> Document:
         if text[0] in "{<":
             return _document_from_text(text, topic, tuple(texts), media)
     if not texts:
-        raise AdaptError(
-            DeadReason.UNKNOWN_FORMAT, "multipart body has no text part (only images or nothing)"
-        )
+        raise AdaptError(DeadReason.UNKNOWN_FORMAT, "multipart body has no text part (only images or nothing)")
     return Document(topic, "text", "\n".join(texts), parts=tuple(texts), media=media)
 
 
@@ -458,11 +453,7 @@ def parse_time(value: Any) -> DeviceTime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        return (
-            ZERO_TIME
-            if text.startswith(("0000", "0001-01-01", "00-00"))
-            else DeviceTime(None, False, text[:64])
-        )
+        return ZERO_TIME if text.startswith(("0000", "0001-01-01", "00-00")) else DeviceTime(None, False, text[:64])
     return _checked(parsed)
 
 

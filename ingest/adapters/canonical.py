@@ -91,9 +91,7 @@ def adapt(doc: Document) -> list[Reading]:
     if isinstance(data, dict):
         return [_reading(data, "event")]
     if not isinstance(data, list):
-        raise schema_error(
-            f"canonical payload must be an object or a list of objects, got {type(data).__name__}"
-        )
+        raise schema_error(f"canonical payload must be an object or a list of objects, got {type(data).__name__}")
     if not data:
         raise schema_error("canonical event list is empty")
     if len(data) > MAX_ITEMS:
@@ -107,8 +105,7 @@ def _reading(item: Any, where: str) -> Reading:
     unknown = item.keys() - FIELDS
     if unknown:
         raise schema_error(
-            f"{where} has unknown field(s) {', '.join(sorted(map(str, unknown)))};"
-            f" allowed: {', '.join(sorted(FIELDS))}"
+            f"{where} has unknown field(s) {', '.join(sorted(map(str, unknown)))}; allowed: {', '.join(sorted(FIELDS))}"
         )
     kind_value = item.get("kind")
     kind = _KINDS.get(kind_value) if isinstance(kind_value, str) else None
@@ -119,12 +116,8 @@ def _reading(item: Any, where: str) -> Reading:
         raise schema_error(f"{where}.code is required (a short snake_case sub-type, e.g. forced_open)")
     code = code.lower()
     time_value = item.get("time")
-    if time_value is not None and (
-        isinstance(time_value, bool) or not isinstance(time_value, str | int | float)
-    ):
-        raise schema_error(
-            f"{where}.time must be an ISO 8601 string or epoch seconds, got {time_value!r:.40}"
-        )
+    if time_value is not None and (isinstance(time_value, bool) or not isinstance(time_value, str | int | float)):
+        raise schema_error(f"{where}.time must be an ISO 8601 string or epoch seconds, got {time_value!r:.40}")
     ref = item.get("id")
     if ref is not None:
         if isinstance(ref, bool) or not isinstance(ref, str | int):

@@ -173,9 +173,7 @@ def _text_event(text: str, where: str) -> _Event:
     return _Event(
         code=code,
         action=fields.get("action") or None,
-        index=int(index_text)
-        if index_text.isdigit() and index_text.isascii() and len(index_text) < 10
-        else None,
+        index=int(index_text) if index_text.isdigit() and index_text.isascii() and len(index_text) < 10 else None,
         data=data,
         where=where,
     )
@@ -341,9 +339,7 @@ def _handler(event: _Event) -> _Handler | None:
     if handler is None and event.code.startswith("Traffic"):
         data = event.data
         obj = data.get("Object")
-        if isinstance(data.get("TrafficCar"), dict) or (
-            isinstance(obj, dict) and obj.get("ObjectType") == "Plate"
-        ):
+        if isinstance(data.get("TrafficCar"), dict) or (isinstance(obj, dict) and obj.get("ObjectType") == "Plate"):
             return _traffic
     return handler
 

@@ -114,9 +114,7 @@ def _event(kind: str, body: Mapping[str, Any], side: str) -> Reading:
     )
     for key in ("start_time", "end_time"):
         value = body.get(key)
-        put(
-            attributes, key, value if isinstance(value, float | int) and not isinstance(value, bool) else None
-        )
+        put(attributes, key, value if isinstance(value, float | int) and not isinstance(value, bool) else None)
     if zones:
         attributes["current_zones"] = zones
     entered = _strings(body.get("entered_zones"))
@@ -156,9 +154,7 @@ def _review(kind: str, body: Mapping[str, Any], side: str) -> Reading:
     camera = _text(body, "camera", side)
     severity = _text(body, "severity", side)
     if severity not in ("alert", "detection"):
-        raise schema_error(
-            f"Frigate review {side}.severity must be 'alert' or 'detection', got {severity!r:.40}"
-        )
+        raise schema_error(f"Frigate review {side}.severity must be 'alert' or 'detection', got {severity!r:.40}")
     data = body.get("data")
     if data is None:
         data = {}
@@ -174,9 +170,7 @@ def _review(kind: str, body: Mapping[str, Any], side: str) -> Reading:
     attributes["detections"] = len(detections)
     for key in ("start_time", "end_time"):
         value = body.get(key)
-        put(
-            attributes, key, value if isinstance(value, float | int) and not isinstance(value, bool) else None
-        )
+        put(attributes, key, value if isinstance(value, float | int) and not isinstance(value, bool) else None)
     put(attributes, "thumb_path", body.get("thumb_path") if isinstance(body.get("thumb_path"), str) else None)
     # Reviews carry no frame time: an update is told apart by what it adds.
     ref = (

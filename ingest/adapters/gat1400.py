@@ -76,9 +76,7 @@ def _collect(container: Mapping[str, Any], prefix: str) -> list[Reading]:
             if not items and handler is not None:
                 raise schema_error(f"{prefix}{key}.{item_key} is empty")
             if len(items) > MAX_ITEMS:
-                raise schema_error(
-                    f"{prefix}{key}.{item_key} has {len(items)} items, the limit is {MAX_ITEMS}"
-                )
+                raise schema_error(f"{prefix}{key}.{item_key} has {len(items)} items, the limit is {MAX_ITEMS}")
             for number, item in enumerate(items):
                 where = f"{prefix}{key}.{item_key}[{number}]"
                 if not isinstance(item, dict):

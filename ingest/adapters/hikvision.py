@@ -80,9 +80,7 @@ def adapt(doc: Document) -> list[Reading]:
     env = _envelope(alert, doc)
     handler = EVENT_TYPES.get(env.event_type.lower())
     if handler is None:
-        raise AdaptError(
-            DeadReason.UNSUPPORTED_EVENT, f"Hikvision eventType {env.event_type!r} is not handled"
-        )
+        raise AdaptError(DeadReason.UNSUPPORTED_EVENT, f"Hikvision eventType {env.event_type!r} is not handled")
     return handler(alert, env)
 
 
@@ -140,9 +138,7 @@ def _loose_int(value: Any) -> int | None:
 def _section(alert: Mapping[str, Any], name: str, env: _Envelope) -> Mapping[str, Any]:
     section = alert.get(name)
     if not isinstance(section, dict):
-        raise schema_error(
-            f"EventNotificationAlert.{name} is missing or not an object (eventType {env.event_type})"
-        )
+        raise schema_error(f"EventNotificationAlert.{name} is missing or not an object (eventType {env.event_type})")
     return section
 
 

@@ -31,10 +31,19 @@ def _store(db, events=(), letters=()):
 
 def _event(device: str, site: str, kind: EventKind, at: datetime, **extra) -> Event:
     return Event(
-        event_id=uuid.uuid4(), device_id=device, site_id=site, kind=kind, code=extra.pop("code", "x"),
-        occurred_at=at, received_at=at, device_time=at, clock=ClockStatus.OK, source_format="canonical",
-        topic=f"t/devices/{device}/events", **extra,
-    )  # fmt: skip
+        event_id=uuid.uuid4(),
+        device_id=device,
+        site_id=site,
+        kind=kind,
+        code=extra.pop("code", "x"),
+        occurred_at=at,
+        received_at=at,
+        device_time=at,
+        clock=ClockStatus.OK,
+        source_format="canonical",
+        topic=f"t/devices/{device}/events",
+        **extra,
+    )
 
 
 def test_health_is_ok_with_database_and_workers_and_503_when_a_worker_is_not(client):
@@ -50,14 +59,20 @@ def test_health_is_ok_with_database_and_workers_and_503_when_a_worker_is_not(cli
 def test_events_are_listed_newest_first_and_filtered(client, db):
     """/events returns stored events newest first, filtered by device, site and kind."""
     now = datetime.now(UTC)
-    _store(db, [
-        _event("lotus-gate-n", "lotus", EventKind.ACCESS, now - timedelta(minutes=2), code="forced_open"),
-        _event("bamboo-lpr-e", "bamboo", EventKind.PLATE_READ, now - timedelta(minutes=1), plate="浙A12345"),
-        _event("lotus-sos-1", "lotus", EventKind.ALARM_BUTTON, now, code="press"),
-    ])  # fmt: skip
+    _store(
+        db,
+        [
+            _event("lotus-gate-n", "lotus", EventKind.ACCESS, now - timedelta(minutes=2), code="forced_open"),
+            _event("bamboo-lpr-e", "bamboo", EventKind.PLATE_READ, now - timedelta(minutes=1), plate="浙A12345"),
+            _event("lotus-sos-1", "lotus", EventKind.ALARM_BUTTON, now, code="press"),
+        ],
+    )
     body = client.get("/events").json()
     assert [e["device_id"] for e in body] == ["lotus-sos-1", "bamboo-lpr-e", "lotus-gate-n"]
-    assert [e["device_id"] for e in client.get("/events", params={"site": "lotus"}).json()] == ["lotus-sos-1", "lotus-gate-n"]
+    assert [e["device_id"] for e in client.get("/events", params={"site": "lotus"}).json()] == [
+        "lotus-sos-1",
+        "lotus-gate-n",
+    ]
     (plate,) = client.get("/events", params={"kind": "plate_read"}).json()
     assert plate["plate"] == "浙A12345"
     assert client.get("/events", params={"device": "lotus-gate-n", "limit": 1}).json()[0]["code"] == "forced_open"
@@ -76,8 +91,18 @@ def test_bad_query_parameters_get_a_4xx_that_says_what_is_wrong(client):
 def test_dead_letters_show_reason_detail_and_raw_bytes(client, db):
     """/dead-letters lists each with its reason, detail and the raw bytes (base64 and text)."""
     now = datetime.now(UTC)
-    _store(db, letters=[DeadLetter(topic="t/x", payload=b"{bad json", reason=DeadReason.MALFORMED_JSON,
-                                   detail="line 1 column 2", received_at=now)])  # fmt: skip
+    _store(
+        db,
+        letters=[
+            DeadLetter(
+                topic="t/x",
+                payload=b"{bad json",
+                reason=DeadReason.MALFORMED_JSON,
+                detail="line 1 column 2",
+                received_at=now,
+            )
+        ],
+    )
     (row,) = client.get("/dead-letters").json()
     assert row["reason"] == "malformed_json" and row["detail"] == "line 1 column 2"
     assert row["head_text"] == "{bad json" and row["size"] == 9

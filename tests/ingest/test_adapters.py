@@ -79,10 +79,7 @@ def test_unknown_format_name_is_refused() -> None:
 def test_topic_segment_selects_the_adapter() -> None:
     """A topic segment equal to an adapter name selects it, so a mismatched payload is SCHEMA, not sniffed."""
     assert one(load("hikvision_anpr.xml"), topic="watchpost/site-1/lpr-01/hikvision").plate == "KH35192"
-    assert (
-        reason_of(load("canonical_single.json"), topic="watchpost/site-1/lpr-01/hikvision")
-        is DeadReason.SCHEMA
-    )
+    assert reason_of(load("canonical_single.json"), topic="watchpost/site-1/lpr-01/hikvision") is DeadReason.SCHEMA
 
 
 def test_frigate_topics_select_frigate_and_the_message_kind() -> None:
@@ -151,9 +148,7 @@ def test_hikvision_anpr_sample() -> None:
 def test_hikvision_xml_namespace_variants(declaration: str) -> None:
     """Elements are matched by local name whatever default namespace the firmware declares."""
     text = (
-        load("hikvision_anpr.xml")
-        .decode()
-        .replace('\n  xmlns="http://www.hikvision.com/ver20/XMLSchema"', declaration)
+        load("hikvision_anpr.xml").decode().replace('\n  xmlns="http://www.hikvision.com/ver20/XMLSchema"', declaration)
     )
     reading = one(text.encode())
     assert reading == one(load("hikvision_anpr.xml"))
@@ -163,9 +158,7 @@ def test_hikvision_prefixed_namespace_fixture() -> None:
     """A prefixed namespace, a CJK plate with separators, a zone-less time and a retransmission flag."""
     reading = one(load("hikvision_anpr_prefixed.xml"))
     assert reading.plate == "京A12345"
-    assert reading.device_time == datetime(
-        2024, 6, 1, 7, 58, 31
-    )  # naive: the pipeline applies the device zone
+    assert reading.device_time == datetime(2024, 6, 1, 7, 58, 31)  # naive: the pipeline applies the device zone
     assert reading.confidence == pytest.approx(0.87)
     assert reading.repeat is True
     assert reading.device_ref == "bc:ba:c2:5d:01:7f"
@@ -324,9 +317,7 @@ def test_hikvision_repeat_without_ref_has_the_same_event_key() -> None:
         (2, 0x999, EventKind.DEVICE_STATUS, "event_2_999", None),
     ],
 )
-def test_hikvision_access_codes(
-    major: int, minor: int, kind: EventKind, code: str, state: str | None
-) -> None:
+def test_hikvision_access_codes(major: int, minor: int, kind: EventKind, code: str, state: str | None) -> None:
     """Major/minor access codes map to kinds and codes; unlisted minors are kept as event_<major>_<hex>."""
     payload = samples.hikvision_access_json(
         minor=minor, major=major, when=datetime(2024, 1, 1, tzinfo=CST), mac="a4:d5:c2:10:7e:31", serial_no=7
@@ -435,13 +426,9 @@ def test_hikvision_videoloss_heartbeat_fixture() -> None:
 
 def test_hikvision_zero_and_unreadable_dates() -> None:
     """A placeholder date sets zero_date; an unreadable one keeps the event with raw_time."""
-    zero = one(
-        load("hikvision_access_face_pass.json").replace(b"2025-10-22T13:43:48+08:00", b"1970-01-01T00:00:00")
-    )
+    zero = one(load("hikvision_access_face_pass.json").replace(b"2025-10-22T13:43:48+08:00", b"1970-01-01T00:00:00"))
     assert zero.device_time is None and zero.zero_date is True
-    bad = one(
-        load("hikvision_access_face_pass.json").replace(b"2025-10-22T13:43:48+08:00", b"22/10/2025 13:43")
-    )
+    bad = one(load("hikvision_access_face_pass.json").replace(b"2025-10-22T13:43:48+08:00", b"22/10/2025 13:43"))
     assert bad.device_time is None and bad.zero_date is False
     assert bad.attributes["raw_time"] == "22/10/2025 13:43"
 
@@ -463,18 +450,14 @@ def test_dahua_traffic_junction_sample() -> None:
 
 def test_dahua_utc_without_realutc_is_local_wall_time() -> None:
     """Without RealUTC, Dahua's UTC field is local wall time and comes back naive."""
-    payload = edit_json(
-        "dahua_traffic_junction.json", lambda d: d["params"]["eventList"][0]["Data"].pop("RealUTC")
-    )
+    payload = edit_json("dahua_traffic_junction.json", lambda d: d["params"]["eventList"][0]["Data"].pop("RealUTC"))
     assert one(payload).device_time == datetime(2024, 1, 30, 14, 34, 55)
 
     def only_locale(data: dict[str, Any]) -> None:
         event = data["params"]["eventList"][0]["Data"]
         del event["RealUTC"], event["UTC"]
 
-    assert one(edit_json("dahua_traffic_junction.json", only_locale)).device_time == datetime(
-        2024, 1, 30, 14, 34, 55
-    )
+    assert one(edit_json("dahua_traffic_junction.json", only_locale)).device_time == datetime(2024, 1, 30, 14, 34, 55)
 
 
 def test_dahua_zero_confidence_means_not_reported() -> None:
@@ -515,9 +498,7 @@ def test_dahua_start_and_stop_are_distinct_events() -> None:
     """Start and Stop of one Dahua event share an EventID but get different refs."""
     when = datetime(2024, 5, 18, 13, 3, 11, tzinfo=UTC)
     start = one(samples.dahua_rioter_text(action="Start", real_utc=when, event_id=9, people=5))
-    stop = one(
-        samples.dahua_rioter_text(action="Stop", real_utc=when + timedelta(minutes=2), event_id=9, people=2)
-    )
+    stop = one(samples.dahua_rioter_text(action="Stop", real_utc=when + timedelta(minutes=2), event_id=9, people=2))
     assert (start.state, stop.state) == ("start", "stop")
     assert start.ref != stop.ref
     assert start.device_time == when
@@ -540,9 +521,7 @@ def test_dahua_single_event_object_and_unknown_neighbours() -> None:
         "stop",
         3,
     )
-    text = (
-        b'Code=NewFile;action=Pulse;index=0;data={"File": "/a.dav"}\nCode=VideoBlind;action=Start;index=0\n'
-    )
+    text = b'Code=NewFile;action=Pulse;index=0;data={"File": "/a.dav"}\nCode=VideoBlind;action=Start;index=0\n'
     assert one(text).code == "tamper"
 
 
@@ -557,9 +536,7 @@ def test_dahua_face_detection_keeps_no_face_attributes() -> None:
     reading = one(samples.dahua_text_part("FaceDetection", "Pulse", data))
     assert (reading.kind, reading.code) == (EventKind.FACE_CAPTURE, "capture")
     assert reading.attributes["faces"] == 1
-    assert "Man" not in json.dumps(dict(reading.attributes)) and "Age" not in json.dumps(
-        dict(reading.attributes)
-    )
+    assert "Man" not in json.dumps(dict(reading.attributes)) and "Age" not in json.dumps(dict(reading.attributes))
 
 
 # --------------------------------------------------------------------------- GA/T 1400
@@ -661,9 +638,7 @@ def test_frigate_car_with_recognised_plate() -> None:
 
 def test_frigate_new_end_and_before_fallback() -> None:
     """new and end give start/stop with type refs; a message without 'after' reads 'before'."""
-    new = one(
-        samples.frigate_event_json("new", event_id="e1", camera="gate", frame_time=1.7e9, start_time=1.7e9)
-    )
+    new = one(samples.frigate_event_json("new", event_id="e1", camera="gate", frame_time=1.7e9, start_time=1.7e9))
     end = one(
         samples.frigate_event_json(
             "end", event_id="e1", camera="gate", frame_time=1.7e9 + 9, start_time=1.7e9, end_time=1.7e9 + 9
@@ -672,9 +647,7 @@ def test_frigate_new_end_and_before_fallback() -> None:
     assert (new.state, new.ref, new.repeat) == ("start", "e1:new", False)
     assert (end.state, end.ref) == ("stop", "e1:end")
     only_before = edit_json("frigate_events.json", lambda d: d.pop("after"))
-    assert one(only_before, topic="frigate/events").device_time == datetime.fromtimestamp(
-        1607123961.837752, tz=UTC
-    )
+    assert one(only_before, topic="frigate/events").device_time == datetime.fromtimestamp(1607123961.837752, tz=UTC)
 
 
 def test_frigate_review_fixture() -> None:
@@ -715,11 +688,7 @@ def test_canonical_list_fixture() -> None:
 
 def test_canonical_events_wrapper_and_no_read() -> None:
     """{"events": [...]} is accepted; a plate_read whose plate is a placeholder becomes no_read."""
-    payload = {
-        "events": [
-            {"kind": "plate_read", "code": "plate", "plate": "unknown", "time": "2024-05-01T08:00:00Z"}
-        ]
-    }
+    payload = {"events": [{"kind": "plate_read", "code": "plate", "plate": "unknown", "time": "2024-05-01T08:00:00Z"}]}
     reading = one(json.dumps(payload).encode())
     assert (reading.code, reading.plate) == ("no_read", None)
 
@@ -743,9 +712,7 @@ def test_canonical_batch_limit() -> None:
 
 def test_canonical_nan_and_infinity_are_not_values() -> None:
     """NaN / Infinity read as null (devices mean "no value"): no confidence or count, JSON-safe attributes."""
-    reading = one(
-        b'{"kind": "object", "code": "x", "confidence": NaN, "attributes": {"a": Infinity, "b": 1e999}}'
-    )
+    reading = one(b'{"kind": "object", "code": "x", "confidence": NaN, "attributes": {"a": Infinity, "b": 1e999}}')
     assert reading.confidence is None
     assert reading.attributes == {"a": None, "b": None}
     assert one(b'{"kind": "crowd_count", "code": "periodic", "count": NaN}').count is None
@@ -753,9 +720,7 @@ def test_canonical_nan_and_infinity_are_not_values() -> None:
 
 def test_lone_surrogate_escape_is_scrubbed() -> None:
     """An escaped lone surrogate cannot reach storage as an unencodable string."""
-    reading = one(
-        b'{"kind": "object", "code": "x", "zone": "gate \\ud800", "attributes": {"\\udc00": "\\ud83d"}}'
-    )
+    reading = one(b'{"kind": "object", "code": "x", "zone": "gate \\ud800", "attributes": {"\\udc00": "\\ud83d"}}')
     assert reading.zone is not None
     reading.zone.encode("utf-8")
     json.dumps(dict(reading.attributes), ensure_ascii=False).encode("utf-8")
@@ -794,9 +759,7 @@ def test_comment_in_xml_is_still_safe_and_read() -> None:
 def test_deep_json_is_schema() -> None:
     """JSON nested beyond the depth limit (or beyond the recursion limit) is SCHEMA, never a crash."""
     assert reason_of(b"[" * 100_000 + b"]" * 100_000) is DeadReason.SCHEMA
-    nested = (
-        '{"kind": "object", "code": "x", "attributes": ' + '{"a": ' * MAX_DEPTH + "1" + "}" * MAX_DEPTH + "}"
-    )
+    nested = '{"kind": "object", "code": "x", "attributes": ' + '{"a": ' * MAX_DEPTH + "1" + "}" * MAX_DEPTH + "}"
     assert reason_of(nested.encode()) is DeadReason.SCHEMA
     shallow = '{"kind": "object", "code": "x", "attributes": ' + '{"a": ' * 10 + "1" + "}" * 10 + "}"
     assert one(shallow.encode()).code == "x"
@@ -813,8 +776,7 @@ def test_huge_numbers() -> None:
     digits = b'{"kind": "crowd_count", "code": "periodic", "count": 1' + b"0" * 5000 + b"}"
     assert reason_of(digits) is DeadReason.MALFORMED_JSON
     assert (
-        reason_of(b'{"kind": "crowd_count", "code": "periodic", "count": 100000000000000000000}')
-        is DeadReason.SCHEMA
+        reason_of(b'{"kind": "crowd_count", "code": "periodic", "count": 100000000000000000000}') is DeadReason.SCHEMA
     )
     reading = one(b'{"kind": "object", "code": "x", "time": 1e300, "confidence": 1e300}')
     assert reading.device_time is None and reading.confidence is None and reading.attributes["raw_time"]
@@ -878,10 +840,7 @@ def _mutate(value: Any, rng: random.Random) -> Any:
 def test_fuzz_never_raises_anything_but_adapt_error() -> None:
     """Random bytes, truncations, bit flips and type-mutated samples give readings or AdaptError only."""
     rng = random.Random(1400)
-    fixtures = [
-        (path.read_bytes(), "frigate/events" if "frigate" in path.name else "in")
-        for path in FORMATS.iterdir()
-    ]
+    fixtures = [(path.read_bytes(), "frigate/events" if "frigate" in path.name else "in") for path in FORMATS.iterdir()]
     for _ in range(300):
         _check_outcome(bytes(rng.randrange(256) for _ in range(rng.randrange(0, 200))), "in")
     for payload, topic in fixtures:
@@ -961,9 +920,7 @@ def test_parse_time_placeholder_dates(value: Any) -> None:
     assert parse_time(value) == (None, True, None)
 
 
-@pytest.mark.parametrize(
-    "value", ["yesterday", "2023-13-45T99:00:00", "20231345990000", math.nan, 1e20, True, [1]]
-)
+@pytest.mark.parametrize("value", ["yesterday", "2023-13-45T99:00:00", "20231345990000", math.nan, 1e20, True, [1]])
 def test_parse_time_unreadable(value: Any) -> None:
     """An unreadable time gives no time, no zero flag, and the raw value for attributes."""
     parsed = parse_time(value)

@@ -78,7 +78,9 @@ def publish_all(broker, messages: list[tuple[str, bytes]]) -> None:
 
 def test_every_sample_format_is_stored_and_a_replay_adds_nothing(worker, config, broker, database_url):
     """Each real vendor sample published to its device's topic becomes rows; publishing again adds none."""
-    messages = [(topic_for(config, dev), (FIXTURES / "formats" / name).read_bytes()) for name, dev in SAMPLE_DEVICES.items()]
+    messages = [
+        (topic_for(config, dev), (FIXTURES / "formats" / name).read_bytes()) for name, dev in SAMPLE_DEVICES.items()
+    ]
     frigate_topic = config.ingest.routes[1].topic
     messages.append((frigate_topic, (FIXTURES / "formats" / "frigate_events.json").read_bytes()))
     publish_all(broker, messages)
@@ -147,7 +149,13 @@ def test_database_connections_killed_during_a_stream_lose_and_double_nothing(wor
     thread = threading.Thread(target=killer, daemon=True)
     thread.start()
     base = datetime.now(UTC)
-    publish_all(broker, [(topic_for(config, "lotus-gate-s"), canonical(i, device_time=base - timedelta(milliseconds=i))) for i in range(n)])
+    publish_all(
+        broker,
+        [
+            (topic_for(config, "lotus-gate-s"), canonical(i, device_time=base - timedelta(milliseconds=i)))
+            for i in range(n)
+        ],
+    )
     ok = wait_for(lambda: count(database_url) >= n, timeout=120, every=0.5)
     stop.set()
     thread.join()
@@ -171,7 +179,8 @@ def test_database_outage_holds_messages_at_the_broker_and_resumes(config, databa
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
             admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND application_name LIKE 'watchpost-ingest-t-outage%%'",
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND application_name LIKE 'watchpost-ingest-t-outage%%'",
                 (dbname,),
             )
             publisher = threading.Thread(
@@ -199,7 +208,8 @@ def test_database_outage_holds_messages_at_the_broker_and_resumes(config, databa
 def test_two_workers_share_one_subscription(config, database_url, broker, db):
     """Two workers in one share group split the stream; together they store every message once."""
     workers = [
-        IngestWorker(config=config, database_url=database_url, broker=broker, worker_id=f"s{i}").start() for i in range(2)
+        IngestWorker(config=config, database_url=database_url, broker=broker, worker_id=f"s{i}").start()
+        for i in range(2)
     ]
     try:
         assert all(w.wait_ready(15) for w in workers)
@@ -219,14 +229,27 @@ def test_time_without_zone_is_read_in_the_device_zone_and_bad_clocks_flagged(wor
     """A naive time is local to the device (Asia/Shanghai); future and zero dates are flagged, not dropped."""
     local = (datetime.now(UTC) + timedelta(hours=8)).replace(microsecond=0, tzinfo=None)
     messages = [
-        (topic_for(config, "lotus-gate-s"), json.dumps({"kind": "access", "code": "card_pass", "time": local.isoformat(), "id": "naive"}).encode()),
-        (topic_for(config, "lotus-gate-s"), json.dumps({"kind": "access", "code": "card_pass", "time": "2099-01-01T00:00:00Z", "id": "future"}).encode()),
-        (topic_for(config, "lotus-gate-s"), json.dumps({"kind": "access", "code": "card_pass", "time": "1970-01-01T00:00:00Z", "id": "zero"}).encode()),
+        (
+            topic_for(config, "lotus-gate-s"),
+            json.dumps({"kind": "access", "code": "card_pass", "time": local.isoformat(), "id": "naive"}).encode(),
+        ),
+        (
+            topic_for(config, "lotus-gate-s"),
+            json.dumps(
+                {"kind": "access", "code": "card_pass", "time": "2099-01-01T00:00:00Z", "id": "future"}
+            ).encode(),
+        ),
+        (
+            topic_for(config, "lotus-gate-s"),
+            json.dumps({"kind": "access", "code": "card_pass", "time": "1970-01-01T00:00:00Z", "id": "zero"}).encode(),
+        ),
     ]
     publish_all(broker, messages)
     assert wait_for(lambda: count(database_url) == 3)
     with psycopg.connect(database_url) as conn:
-        rows = {r[0]: r[1:] for r in conn.execute("SELECT ref, clock, occurred_at, device_time, received_at FROM events")}
+        rows = {
+            r[0]: r[1:] for r in conn.execute("SELECT ref, clock, occurred_at, device_time, received_at FROM events")
+        }
     clock, occurred, _, received = rows["naive"]
     assert clock == "ok" and abs((occurred - received).total_seconds()) < 5
     assert rows["future"][0] == "ahead" and rows["future"][2].year == 2099
@@ -234,7 +257,9 @@ def test_time_without_zone_is_read_in_the_device_zone_and_bad_clocks_flagged(wor
     assert rows["zero"][0] == "zero_date" and rows["zero"][2] is None
 
 
-@pytest.mark.skipif(not shutil.which("mosquitto") or not shutil.which("mosquitto_passwd"), reason="needs the mosquitto binary")
+@pytest.mark.skipif(
+    not shutil.which("mosquitto") or not shutil.which("mosquitto_passwd"), reason="needs the mosquitto binary"
+)
 def test_bad_credentials_are_reported_and_not_retried(tmp_path):
     """A broker refusing our password leaves the subscriber REFUSED with the reason, with no retry loop."""
     from ingest.mqtt import BrokerAddress, Subscriber
@@ -280,8 +305,13 @@ def test_worker_killed_mid_stream_and_restarted_loses_nothing(config, database_u
     """SIGKILL of a `watchpost ingest` process mid-stream; restarted, it resumes its session and stores all, once."""
     cfg = write_config(config, tmp_path / "config.yaml")
     broker = BrokerAddress.parse(durable_broker_url)
-    env = {**os.environ, "WATCHPOST_DATABASE_URL": database_url, "WATCHPOST_MQTT_URL": durable_broker_url,
-           "WATCHPOST_CONFIG": str(cfg), "WATCHPOST_LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        **os.environ,
+        "WATCHPOST_DATABASE_URL": database_url,
+        "WATCHPOST_MQTT_URL": durable_broker_url,
+        "WATCHPOST_CONFIG": str(cfg),
+        "WATCHPOST_LOG_LEVEL": "WARNING",
+    }
     command = [sys.executable, "-m", "watchpost.cli", "ingest", "--worker-id", "kill-me"]
 
     def start() -> subprocess.Popen:

@@ -71,9 +71,7 @@ def test_hikvision_anpr_round_trip(namespace: str | None) -> None:
 
 def test_hikvision_anpr_no_read_and_local_time() -> None:
     """A None plate is the camera's "unknown" (a no-read); a naive time stays naive."""
-    reading = one(
-        samples.hikvision_anpr_xml(plate=None, when=datetime(2024, 5, 18, 21, 3, 11), mac=MAC, uuid="u")
-    )
+    reading = one(samples.hikvision_anpr_xml(plate=None, when=datetime(2024, 5, 18, 21, 3, 11), mac=MAC, uuid="u"))
     assert (reading.code, reading.plate) == ("no_read", None)
     assert reading.device_time == datetime(2024, 5, 18, 21, 3, 11)
 
@@ -83,9 +81,7 @@ def test_hikvision_anpr_no_read_and_local_time() -> None:
 )
 def test_hikvision_access_round_trip(minor: int, code: str) -> None:
     """Access events read back their code, serial-based ref, door and retransmission flag."""
-    payload = samples.hikvision_access_json(
-        minor=minor, when=WHEN, mac=MAC, serial_no=512, door=2, retransmission=True
-    )
+    payload = samples.hikvision_access_json(minor=minor, when=WHEN, mac=MAC, serial_no=512, door=2, retransmission=True)
     reading = one(payload)
     assert (reading.kind, reading.code, reading.device_time) == (EventKind.ACCESS, code, WHEN_UTC)
     assert reading.ref == f"acs:512:{WHEN.isoformat()}"
@@ -144,13 +140,9 @@ def test_hikvision_face_capture_round_trip() -> None:
 )
 def test_hikvision_intrusion_round_trip(event_type: str, code: str) -> None:
     """Smart events read back their code, region zone and start/stop state."""
-    start = one(
-        samples.hikvision_intrusion_xml(when=WHEN, mac=MAC, event_type=event_type, region_id=4, uuid="i1")
-    )
+    start = one(samples.hikvision_intrusion_xml(when=WHEN, mac=MAC, event_type=event_type, region_id=4, uuid="i1"))
     stop = one(
-        samples.hikvision_intrusion_xml(
-            when=WHEN, mac=MAC, event_type=event_type, region_id=4, uuid="i1", active=False
-        )
+        samples.hikvision_intrusion_xml(when=WHEN, mac=MAC, event_type=event_type, region_id=4, uuid="i1", active=False)
     )
     assert (start.kind, start.code, start.zone, start.state) == (EventKind.INTRUSION, code, "4", "start")
     assert stop.state == "stop" and stop.ref != start.ref
@@ -187,9 +179,7 @@ def test_dahua_traffic_junction_round_trip() -> None:
 
 def test_dahua_traffic_junction_no_plate() -> None:
     """An empty Dahua plate text is a no-read."""
-    payload = samples.dahua_traffic_junction_json(
-        plate=None, real_utc=WHEN, event_id=1, group_id=2, machine_name="M"
-    )
+    payload = samples.dahua_traffic_junction_json(plate=None, real_utc=WHEN, event_id=1, group_id=2, machine_name="M")
     assert one(payload).code == "no_read"
 
 
@@ -203,9 +193,7 @@ def test_dahua_text_part_round_trip() -> None:
         "Object": {"ObjectType": "Human"},
     }
     for boundary in ("myboundary", None):
-        reading = one(
-            samples.dahua_text_part("CrossRegionDetection", "Start", data, index=2, boundary=boundary)
-        )
+        reading = one(samples.dahua_text_part("CrossRegionDetection", "Start", data, index=2, boundary=boundary))
         assert (reading.kind, reading.code, reading.state, reading.zone) == (
             EventKind.INTRUSION,
             "region_intrusion",
@@ -217,9 +205,7 @@ def test_dahua_text_part_round_trip() -> None:
 
 def test_dahua_rioter_round_trip() -> None:
     """RioterDetection reads back people count, rule zone, action and RealUTC time."""
-    reading = one(
-        samples.dahua_rioter_text(action="Stop", real_utc=WHEN, event_id=5, people=12, name="East Plaza")
-    )
+    reading = one(samples.dahua_rioter_text(action="Stop", real_utc=WHEN, event_id=5, people=12, name="East Plaza"))
     assert (reading.kind, reading.count, reading.zone, reading.state) == (
         EventKind.CROWD_ALARM,
         12,
@@ -231,9 +217,7 @@ def test_dahua_rioter_round_trip() -> None:
 
 def test_dahua_alarm_local_round_trip() -> None:
     """AlarmLocal with only local time reads back as a naive-time button press on its input."""
-    reading = one(
-        samples.dahua_alarm_local_text(action="Start", local_time=datetime(2024, 5, 18, 21, 3, 11), index=4)
-    )
+    reading = one(samples.dahua_alarm_local_text(action="Start", local_time=datetime(2024, 5, 18, 21, 3, 11), index=4))
     assert (reading.kind, reading.code, reading.state) == (EventKind.ALARM_BUTTON, "press", "start")
     assert reading.device_time == datetime(2024, 5, 18, 21, 3, 11)
     assert reading.attributes["alarm_input"] == 4
@@ -328,9 +312,7 @@ def test_frigate_event_round_trip(kind: str, state: str | None, repeat: bool) ->
         state,
         repeat,
     )
-    assert reading.ref == (
-        f"1716037388.1-abc:update:{frame}" if kind == "update" else f"1716037388.1-abc:{kind}"
-    )
+    assert reading.ref == (f"1716037388.1-abc:update:{frame}" if kind == "update" else f"1716037388.1-abc:{kind}")
     assert (reading.device_ref, reading.zone) == ("front_gate", "entrance")
     assert reading.device_time == datetime.fromtimestamp(frame, tz=UTC)
     assert reading.confidence == pytest.approx(0.92)

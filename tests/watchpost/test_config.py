@@ -25,7 +25,16 @@ def test_demo_configuration_has_every_device_kind_and_two_communities():
     config = load_config(DEMO)
     assert len(config.sites) == 2
     kinds = {d.kind for d in config.devices}
-    assert kinds == {"gate", "lpr", "face_capture", "checkpoint", "camera", "alarm_button", "rfid_reader", "gps_tracker"}
+    assert kinds == {
+        "gate",
+        "lpr",
+        "face_capture",
+        "checkpoint",
+        "camera",
+        "alarm_button",
+        "rfid_reader",
+        "gps_tracker",
+    }
     assert {d.site for d in config.devices} == {s.id for s in config.sites}
     assert config.units and config.hotlists.plates
     assert config.timezone == "Asia/Shanghai"
@@ -35,7 +44,9 @@ def test_unknown_field_is_reported_with_file_and_line(tmp_path):
     """A misspelt field names the file, its line and the path of the field."""
     cfg = _demo_copy(tmp_path)
     devices = cfg / "devices.yaml"
-    text = devices.read_text(encoding="utf-8").replace("    heartbeat_s: 300\n", "    heartbeat_s: 300\n    colour: red\n", 1)
+    text = devices.read_text(encoding="utf-8").replace(
+        "    heartbeat_s: 300\n", "    heartbeat_s: 300\n    colour: red\n", 1
+    )
     devices.write_text(text, encoding="utf-8")
     line = text.splitlines().index("    colour: red") + 1
     with pytest.raises(ConfigError) as err:
@@ -47,7 +58,9 @@ def test_device_on_unknown_site_is_reported_at_its_site_line(tmp_path):
     """A device naming a site that does not exist fails at that device's site line."""
     cfg = _demo_copy(tmp_path)
     devices = cfg / "devices.yaml"
-    text = devices.read_text(encoding="utf-8").replace("    site: bamboo\n    format: gat1400", "    site: bambo\n    format: gat1400", 1)
+    text = devices.read_text(encoding="utf-8").replace(
+        "    site: bamboo\n    format: gat1400", "    site: bambo\n    format: gat1400", 1
+    )
     devices.write_text(text, encoding="utf-8")
     line = text.splitlines().index("    site: bambo") + 1
     with pytest.raises(ConfigError) as err:
@@ -60,9 +73,7 @@ def test_device_on_unknown_site_is_reported_at_its_site_line(tmp_path):
 def test_wrong_value_types_and_zones_are_each_reported(tmp_path):
     """Several problems are all listed, each with its own line: a bad zone, a negative number."""
     cfg = _demo_copy(tmp_path)
-    (cfg / "watchpost.yaml").write_text(
-        "timezone: Mars/Olympus\ningest:\n  batch_max: -1\n", encoding="utf-8"
-    )
+    (cfg / "watchpost.yaml").write_text("timezone: Mars/Olympus\ningest:\n  batch_max: -1\n", encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_config(cfg)
     text = "\n".join(err.value.problems)
@@ -93,7 +104,9 @@ def test_duplicate_alias_across_devices_is_refused(tmp_path):
     """One payload identity may not name two devices."""
     cfg = _demo_copy(tmp_path)
     devices = cfg / "devices.yaml"
-    text = devices.read_text(encoding="utf-8").replace('aliases: ["bc:5e:33:62:2a:5c"]', 'aliases: ["A4:D5:C2:24:DD:74"]')
+    text = devices.read_text(encoding="utf-8").replace(
+        'aliases: ["bc:5e:33:62:2a:5c"]', 'aliases: ["A4:D5:C2:24:DD:74"]'
+    )
     devices.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as err:
         load_config(cfg)

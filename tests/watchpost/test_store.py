@@ -55,7 +55,10 @@ def test_events_table_is_time_partitioned(db):
         kind = db.execute("SELECT relkind FROM pg_class WHERE relname = 'events'").fetchone()[0]
         assert kind == "p"
         today = datetime.now(UTC).date()
-        names = {r[0] for r in db.execute("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'events'::regclass")}
+        names = {
+            r[0]
+            for r in db.execute("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'events'::regclass")
+        }
         assert f"events_p{today:%Y%m%d}" in names
 
 
@@ -93,7 +96,9 @@ def test_attributes_and_unicode_round_trip(db):
 def test_dead_letter_replay_counts_up_instead_of_adding(db):
     """A dead letter seen again bumps times_seen and keeps the raw bytes and reason."""
     now = datetime.now(UTC)
-    letter = DeadLetter(topic="t/x", payload=b"\xff\xfe<", reason=DeadReason.INVALID_UTF8, detail="byte 0xff", received_at=now)
+    letter = DeadLetter(
+        topic="t/x", payload=b"\xff\xfe<", reason=DeadReason.INVALID_UTF8, detail="byte 0xff", received_at=now
+    )
     _write(db, [], [letter])
     _write(db, [], [letter])
     (row,) = store.list_dead_letters(db)
@@ -110,8 +115,13 @@ def test_retention_drops_old_partitions_keys_and_dead_letters(db, demo_config):
     now = datetime.now(UTC)
     old = now - timedelta(days=demo_config.storage.event_retention_days + 3)
     _write(db, [_event(old), _event(now)])
-    stale = DeadLetter(topic="t", payload=b"x", reason=DeadReason.SCHEMA, detail="d",
-                       received_at=now - timedelta(days=demo_config.storage.dead_letter_retention_days + 1))
+    stale = DeadLetter(
+        topic="t",
+        payload=b"x",
+        reason=DeadReason.SCHEMA,
+        detail="d",
+        received_at=now - timedelta(days=demo_config.storage.dead_letter_retention_days + 1),
+    )
     _write(db, [], [stale])
     dropped = store.drop_expired(db, storage=demo_config.storage, now=now)
     assert dropped["partitions"] >= 1 and dropped["event_keys"] == 1 and dropped["dead_letters"] == 1
