@@ -21,7 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from ingest.mqtt import BrokerAddress, Publisher, Subscriber
+from ingest.mqtt import BrokerAddress, Publisher, RawCounter
 from ingest.normalise import Normaliser
 from ingest.pipeline import IngestWorker
 from ingest.simulator import traffic
@@ -67,7 +66,7 @@ def run_ingest_bench(
         mix = Counter(_format_of(cfg, t) for t, _ in corpus)
         say("bench: formats " + ", ".join(f"{k} {v * 100 // len(corpus)}%" for k, v in mix.most_common()))
 
-        say("bench: raw ceiling (paho subscriber that only acknowledges)...")
+        say("bench: raw ceiling (a bare paho subscriber that does nothing; paho acknowledges)...")
         runs = [_raw_rate(broker, _phase(cfg, f"raw{i}"), corpus) for i in range(repeat)]
         raw = statistics.median(runs)
         say("bench:   " + ", ".join(f"{r:,.0f}" for r in runs) + " msg/s")
@@ -81,6 +80,9 @@ def run_ingest_bench(
                 runs.append(_watchpost_rate(broker, broker_url, phase, db_url, corpus, workers=workers, tag=tag))
             results[workers] = statistics.median(runs)
             say("bench:   " + ", ".join(f"{r:,.0f}" for r in runs) + " msg/s")
+            cpu = _CPU_PER_MESSAGE.get(workers, [])
+            if cpu:
+                say(f"bench:   worker CPU per message: {statistics.median(cpu):.0f} us (all worker processes)")
         say(f"bench: latency at {rate:,.0f} msg/s offered for {seconds:.0f} s (1 worker)...")
         p50, p99, offered = _latency(broker, _phase(cfg, "latency"), db_url, rate=rate, seconds=seconds)
 
@@ -232,38 +234,22 @@ def _publisher(broker: BrokerAddress, corpus: Corpus, rate: float = 0.0) -> Iter
 
 
 def _raw_rate(broker: BrokerAddress, config: WatchpostConfig, corpus: Corpus) -> float:
-    done = threading.Event()
-    seen = [0, 0.0]
     n = len(corpus)
-    sub: Subscriber
-
-    def on_message(message: ReceivedMessage) -> None:
-        sub.ack(message)
-        seen[0] += 1
-        if seen[0] == n:
-            seen[1] = time.time()
-            done.set()
-
-    sub = Subscriber(
+    counter = RawCounter(
         broker,
+        filters=[f"$share/{config.ingest.share_group}/{r.subscription}" for r in config.ingest.routes],
+        expected=n,
         client_id=f"{config.ingest.client_id}-raw",
-        filters=[r.subscription for r in config.ingest.routes],
-        share_group=config.ingest.share_group + "raw",
-        on_message=on_message,
-        receive_maximum=65535,
-        session_expiry_s=0,
     ).start()
     try:
-        if not sub.wait_ready(15):
-            raise RuntimeError(f"raw subscriber could not subscribe: {sub.detail}")
         with _publisher(broker, corpus) as (go, sent_times):
             go()
             sent = sent_times()
-        if not done.wait(120):
-            raise RuntimeError(f"raw subscriber saw {seen[0]} of {n}")
-        return n / (seen[1] - sent[0])
+        if not counter.done.wait(120):
+            raise RuntimeError(f"raw subscriber saw {counter.count} of {n}")
+        return n / (counter.last_at - sent[0])
     finally:
-        sub.stop()
+        counter.stop()
 
 
 def _watchpost_rate(
@@ -312,6 +298,7 @@ def _watchpost_rate(
                 if "consuming" not in line:
                     raise RuntimeError(f"ingest worker did not start: {line.strip()}")
             time.sleep(1.0)  # subscribed
+            cpu_before = sum(_cpu_seconds(p.pid) for p in procs)
             with store.connect(db_url) as conn, _publisher(broker, corpus) as (go, sent_times):
                 go()
                 deadline = time.monotonic() + 300
@@ -324,6 +311,8 @@ def _watchpost_rate(
                         raise RuntimeError(f"only {stored} of {expected} events stored")
                     time.sleep(0.01)
                 sent = sent_times()
+            cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu_before
+            _CPU_PER_MESSAGE.setdefault(workers, []).append(cpu / len(corpus) * 1e6)
             return len(corpus) / (finished - sent[0])
         finally:
             for p in procs:
@@ -333,6 +322,18 @@ def _watchpost_rate(
                     p.wait(15)
                 except subprocess.TimeoutExpired:
                     p.kill()
+
+
+_CPU_PER_MESSAGE: dict[int, list[float]] = {}  # worker CPU microseconds per message, per run
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far; 0 where /proc is missing."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _latency(

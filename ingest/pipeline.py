@@ -227,9 +227,9 @@ class IngestWorker:
             return  # stopping while the database is away: the broker keeps the batch
         committed_at = datetime.now(UTC)
 
-        ack = self.subscriber.ack
-        for message in batch:
-            ack(message)  # a stale connection's ack is skipped; the redelivery is a no-op
+        # Acks of a connection that has since dropped are skipped: the broker redelivers
+        # those messages and their events are already stored, so the redelivery is a no-op.
+        self.subscriber.ack_all(batch)
 
         if self._on_commit is not None:
             self._on_commit(batch, committed_at)

@@ -350,3 +350,26 @@ def _publish_paced(broker, config, n: int, *, per_second: float) -> None:
             ahead = started + (i + 1) / per_second - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)
+
+
+def test_committed_messages_are_acknowledged_and_not_redelivered(config, database_url, durable_broker_url, db):
+    """After a batch commits its acks reach the broker: a restarted session gets nothing again."""
+    broker = BrokerAddress.parse(durable_broker_url)
+    n = 3000
+    first = IngestWorker(config=config, database_url=database_url, broker=broker, worker_id="acks").start()
+    try:
+        assert first.wait_ready(15)
+        publish_all(broker, [(topic_for(config, "lotus-gate-s"), canonical(i)) for i in range(n)])
+        assert wait_for(lambda: first.health().stored >= n, timeout=60), first.health()
+        time.sleep(0.5)  # the last acks leave the socket
+    finally:
+        first.stop()
+    again = IngestWorker(config=config, database_url=database_url, broker=broker, worker_id="acks").start()
+    try:
+        assert again.wait_ready(15)
+        assert "session_present=True" in again.subscriber.detail
+        time.sleep(2.0)
+        assert again.health().duplicates == 0 and again.health().stored == 0
+        assert count(database_url) == n
+    finally:
+        again.stop()
