@@ -119,7 +119,12 @@ class Subscriber:
     ) -> None:
         self.address = address
         self.client_id = client_id
-        self.filters = [f"$share/{share_group}/{f}" if share_group else f for f in filters]
+        # One share group per filter: rumqttd (the embedded broker) serves only the first
+        # filter of a group; for Mosquitto the names are arbitrary labels either way.
+        self.filters = [
+            (f"$share/{share_group}{'' if i == 0 else f'-{i}'}/{f}" if share_group else f)
+            for i, f in enumerate(filters)
+        ]
         self._deliver = on_message
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum

@@ -9,6 +9,7 @@ WATCHPOST_TEST_EMBEDDED=1 forces the embedded ones.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -108,6 +109,18 @@ def durable_broker_url(embedded: EmbeddedServices, tmp_path_factory: pytest.Temp
         else start_mosquitto(folder, embedded, production_conf=ROOT / "deploy" / "mosquitto" / "mosquitto.conf")
     )
     return url or start_broker(folder, embedded)
+
+
+@pytest.fixture(scope="session")
+def mosquitto_url(durable_broker_url: str) -> str:
+    """A broker that keeps the session of a disconnected client (Mosquitto), or skip.
+
+    The embedded broker (rumqttd) neither holds messages for an absent persistent session
+    nor resumes one reliably, so the worker-restart tests need a real Mosquitto.
+    """
+    if FORCE_EMBEDDED or not shutil.which("mosquitto"):
+        pytest.skip("needs Mosquitto: the embedded broker does not keep sessions of disconnected clients")
+    return durable_broker_url
 
 
 @pytest.fixture

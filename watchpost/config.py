@@ -157,7 +157,15 @@ class Route(_Model):
 
     @cached_property
     def subscription(self) -> str:
-        """The MQTT filter to subscribe to (``{device}`` becomes ``+``)."""
+        """The MQTT filter to subscribe to (``{device}`` becomes ``+``).
+
+        An exact topic is subscribed as ``topic/#``, which matches the topic itself too: the
+        embedded broker (rumqttd) crashes on a shared subscription without a wildcard.
+        Deeper topics that this adds match no route and are dead-lettered, never dropped.
+        """
+        levels = self.topic.split("/")
+        if not any(level in ("+", "#", "{device}") for level in levels):
+            return f"{self.topic}/#"
         return self.topic.replace("{device}", "+")
 
     @cached_property

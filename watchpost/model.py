@@ -192,7 +192,10 @@ def event_key(device_id: str, reading: Reading, *, received_at: datetime) -> uui
     never lost, at the price that a broker redelivery of it may be stored twice.
     """
     if reading.ref:
-        basis: list[Any] = [device_id, reading.source_format, reading.kind.value, reading.code, reading.ref]
+        # The common case, kept cheap: a few strings, each prefixed by its length so that no
+        # choice of values can make two different tuples read the same.
+        parts = (device_id, reading.source_format, reading.kind.value, reading.code, reading.ref)
+        blob = "".join(f"{len(p)}:{p}" for p in parts).encode("utf-8", "surrogatepass")
     else:
         basis = [
             device_id,
@@ -205,7 +208,7 @@ def event_key(device_id: str, reading: Reading, *, received_at: datetime) -> uui
             reading.state,
             reading.attributes,
         ]
-    blob = json.dumps(basis, sort_keys=True, default=str, ensure_ascii=False).encode()
+        blob = json.dumps(basis, sort_keys=True, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass")
     digest = bytearray(hashlib.blake2b(_NAMESPACE.bytes + blob, digest_size=16).digest())
     digest[6] = (digest[6] & 0x0F) | 0x50  # RFC 4122 version 5 (name-based), set by hand:
     digest[8] = (digest[8] & 0x3F) | 0x80  # uuid.UUID(version=...) costs more than the hash

@@ -301,14 +301,14 @@ def _listening(port: int) -> bool:
         return False
 
 
-def test_worker_killed_mid_stream_and_restarted_loses_nothing(config, database_url, durable_broker_url, db, tmp_path):
+def test_worker_killed_mid_stream_and_restarted_loses_nothing(config, database_url, mosquitto_url, db, tmp_path):
     """SIGKILL of a `watchpost ingest` process mid-stream; restarted, it resumes its session and stores all, once."""
     cfg = write_config(config, tmp_path / "config.yaml")
-    broker = BrokerAddress.parse(durable_broker_url)
+    broker = BrokerAddress.parse(mosquitto_url)
     env = {
         **os.environ,
         "WATCHPOST_DATABASE_URL": database_url,
-        "WATCHPOST_MQTT_URL": durable_broker_url,
+        "WATCHPOST_MQTT_URL": mosquitto_url,
         "WATCHPOST_CONFIG": str(cfg),
         "WATCHPOST_LOG_LEVEL": "WARNING",
     }
@@ -352,9 +352,9 @@ def _publish_paced(broker, config, n: int, *, per_second: float) -> None:
                 time.sleep(ahead)
 
 
-def test_committed_messages_are_acknowledged_and_not_redelivered(config, database_url, durable_broker_url, db):
+def test_committed_messages_are_acknowledged_and_not_redelivered(config, database_url, mosquitto_url, db):
     """After a batch commits its acks reach the broker: a restarted session gets nothing again."""
-    broker = BrokerAddress.parse(durable_broker_url)
+    broker = BrokerAddress.parse(mosquitto_url)
     n = 3000
     first = IngestWorker(config=config, database_url=database_url, broker=broker, worker_id="acks").start()
     try:

@@ -135,3 +135,10 @@ def test_route_refuses_wildcards_inside_a_level():
         Route(topic="a/#/b")
     with pytest.raises(ValueError):
         Route(topic="a/dev+/b")
+
+
+def test_route_subscription_replaces_the_device_level_and_widens_exact_topics():
+    """{device} subscribes as '+', and an exact topic as 'topic/#' (which matches the topic itself)."""
+    assert Route(topic="watchpost/devices/{device}/#").subscription == "watchpost/devices/+/#"
+    assert Route(topic="frigate/events").subscription == "frigate/events/#"
+    assert Route(topic="frigate/events").match("frigate/events/extra") == (False, None)
