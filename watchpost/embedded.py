@@ -72,6 +72,7 @@ def start_postgres(data_dir: Path, services: EmbeddedServices) -> str:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir.parent))
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every start step at INFO
     server = pgserver.get_server(data_dir, cleanup_mode="stop")
     services._handles.append(server)
     url = server.get_uri()
