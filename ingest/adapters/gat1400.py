@@ -188,14 +188,21 @@ def _plate(obj: Mapping[str, Any]) -> str | None:
     return normalise_plate(obj.get("PlateNo"))
 
 
-def _motor_vehicle(obj: Mapping[str, Any], where: str) -> Reading:
-    attributes: dict[str, Any] = {"object_type": "motor_vehicle"}
+def _vehicle(
+    obj: Mapping[str, Any], object_type: str
+) -> tuple[dict[str, Any], str | None, list[dict[str, Any]], str | None]:
+    """What motor and non-motor vehicle objects share: attributes, device, images, plate."""
+    attributes: dict[str, Any] = {"object_type": object_type}
     device = _device(obj, attributes)
     _vehicle_attributes(obj, attributes)
     images = _images(obj)
     if images:
         attributes["images"] = images
-    plate = _plate(obj)
+    return attributes, device, images, _plate(obj)
+
+
+def _motor_vehicle(obj: Mapping[str, Any], where: str) -> Reading:
+    attributes, device, images, plate = _vehicle(obj, "motor_vehicle")
     return make_reading(
         EventKind.PLATE_READ,
         "plate" if plate else "no_read",
@@ -211,13 +218,7 @@ def _motor_vehicle(obj: Mapping[str, Any], where: str) -> Reading:
 
 def _non_motor_vehicle(obj: Mapping[str, Any], where: str) -> Reading:
     # E-bikes and tricycles: a plate read when a plate was read, else just the object.
-    attributes: dict[str, Any] = {"object_type": "non_motor_vehicle"}
-    device = _device(obj, attributes)
-    _vehicle_attributes(obj, attributes)
-    images = _images(obj)
-    if images:
-        attributes["images"] = images
-    plate = _plate(obj)
+    attributes, device, images, plate = _vehicle(obj, "non_motor_vehicle")
     return make_reading(
         EventKind.PLATE_READ if plate else EventKind.OBJECT,
         "plate" if plate else "non_motor_vehicle",
