@@ -67,7 +67,10 @@ def run_ingest_bench(
         say("bench: formats " + ", ".join(f"{k} {v * 100 // len(corpus)}%" for k, v in mix.most_common()))
 
         say("bench: raw ceiling (a bare paho subscriber that does nothing; paho acknowledges)...")
-        runs = [_raw_rate(broker, _phase(cfg, f"raw{i}"), corpus) for i in range(repeat)]
+        runs = []
+        for i in range(repeat):
+            phase = _bench_config(config, f"{tag}raw{i}")
+            runs.append(_raw_rate(broker, phase, _corpus(phase, messages, seed=1)))
         raw = statistics.median(runs)
         say("bench:   " + ", ".join(f"{r:,.0f}" for r in runs) + " msg/s")
         results = {}
@@ -75,8 +78,8 @@ def run_ingest_bench(
             say(f"bench: Watchpost, {workers} worker process(es), publish -> commit...")
             runs = []
             for attempt in range(repeat):
-                corpus = _corpus(cfg, messages, seed=100 * workers + attempt)  # fresh events: no replay shortcuts
-                phase = _phase(cfg, f"w{workers}r{attempt}")
+                phase = _bench_config(config, f"{tag}w{workers}r{attempt}")
+                corpus = _corpus(phase, messages, seed=100 * workers + attempt)  # fresh events: no replays
                 runs.append(_watchpost_rate(broker, broker_url, phase, db_url, corpus, workers=workers, tag=tag))
             results[workers] = statistics.median(runs)
             say("bench:   " + ", ".join(f"{r:,.0f}" for r in runs) + " msg/s")
@@ -84,7 +87,7 @@ def run_ingest_bench(
             if cpu:
                 say(f"bench:   worker CPU per message: {statistics.median(cpu):.0f} us (all worker processes)")
         say(f"bench: latency at {rate:,.0f} msg/s offered for {seconds:.0f} s (1 worker)...")
-        p50, p99, offered = _latency(broker, _phase(cfg, "latency"), db_url, rate=rate, seconds=seconds)
+        p50, p99, offered = _latency(broker, _bench_config(config, f"{tag}lat"), db_url, rate=rate, seconds=seconds)
 
     report = {
         "raw_msgs_per_s": round(raw, 1),
@@ -118,6 +121,12 @@ def run_ingest_bench(
 
 
 def _bench_config(config: WatchpostConfig, tag: str) -> WatchpostConfig:
+    """The configuration for one measurement: topics, share group and client ids of its own.
+
+    Sessions of an earlier measurement stay subscribed at the broker for a while; on shared
+    topics each of their groups would get (and the broker queue, and persist) a copy of
+    every later message. Its own topics keep each measurement alone with the broker.
+    """
     ingest = config.ingest.model_copy(
         update={
             "routes": [
@@ -129,19 +138,8 @@ def _bench_config(config: WatchpostConfig, tag: str) -> WatchpostConfig:
             # Every message of a run may be in flight at once: a stock Mosquitto queues only
             # 1,000 more per session and would drop the rest while a consumer catches up.
             "receive_maximum": 65535,
+            "session_expiry_s": 60,
         }
-    )
-    return config.model_copy(update={"ingest": ingest})
-
-
-def _phase(config: WatchpostConfig, name: str) -> WatchpostConfig:
-    """The config for one measurement: its own share group and client ids.
-
-    A persistent session that left a share group still receives its share of messages (the
-    broker queues them for its return), so each phase must not meet the previous one's.
-    """
-    ingest = config.ingest.model_copy(
-        update={"share_group": f"{config.ingest.share_group}-{name}", "client_id": f"{config.ingest.client_id}-{name}"}
     )
     return config.model_copy(update={"ingest": ingest})
 
@@ -324,16 +322,23 @@ def _watchpost_rate(
                     p.kill()
 
 
+_LAST_LATENCIES: list[float] = []  # of the last latency run, in publish order (for diagnosis)
 _CPU_PER_MESSAGE: dict[int, list[float]] = {}  # worker CPU microseconds per message, per run
 
 
 def _cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) process ``pid`` has used so far; 0 where /proc is missing."""
+    """CPU seconds (user + system) process ``pid`` and its children have used so far.
+
+    An ingest worker is a receiving process and its writer process, so both count.
+    Reads /proc; 0 where there is none.
+    """
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(_cpu_seconds(int(child)) for child in children)
 
 
 def _latency(
@@ -368,7 +373,8 @@ def _latency(
         worker.stop()
     if len(committed) < len(corpus):
         raise RuntimeError(f"only {len(committed)} of {len(corpus)} messages committed")
-    latencies = sorted((committed[i] - sent[i]) * 1000 for i in range(len(corpus)))
+    _LAST_LATENCIES[:] = [(committed[i] - sent[i]) * 1000 for i in range(len(corpus))]
+    latencies = sorted(_LAST_LATENCIES)
     offered = len(corpus) / (sent[-1] - sent[0]) if len(sent) > 1 else rate
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     return statistics.median(latencies), p99, offered

@@ -1,45 +1,40 @@
 """The ingest worker: MQTT messages -> events -> one transaction per batch -> acks after commit.
 
-One worker is one MQTT session (a member of the shared subscription) and one database
-connection. The paho callback only enqueues. A normalising thread takes batches off the
-queue and adapts them; a writing thread writes each batch's events and dead letters in one
-transaction and acknowledges every message of the batch only after the commit, in order.
-The two overlap: the next batch is adapted while PostgreSQL works on the last one. When
-the database is down the batch is kept and retried with backoff; nothing is acknowledged,
-so the broker stops sending once ``receive_maximum`` messages are outstanding and holds
-the rest.
+One worker is one MQTT session (a member of the shared subscription) and two processes.
+This one receives: the paho callback only enqueues, a feeding thread groups messages into
+batches and hands them to the writer process (:mod:`ingest.writer`), which adapts and
+commits each batch in one transaction; when the writer reports a batch committed, this
+process acknowledges all of its messages. Receiving and writing thus run on two cores.
+
+At most two batches are with the writer at once. When the database is down the writer
+retries with backoff and reports nothing, so nothing is acknowledged and the broker stops
+sending once ``receive_maximum`` messages are outstanding: memory stays bounded. If the
+writer process dies, a new one is started and the unacknowledged batches are handed to it
+again (replays are no-ops).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from ingest.mqtt import BrokerAddress, LinkState, Subscriber
-from ingest.normalise import Normaliser
-from watchpost import metrics, store
+from ingest.writer import BatchDone, BatchIn, DatabaseStatus, run_writer
+from watchpost import metrics
 from watchpost.config import WatchpostConfig
-from watchpost.model import DeadLetter, Event, ReceivedMessage
+from watchpost.model import ReceivedMessage
 
 __all__ = ["IngestWorker", "WorkerHealth"]
 
 log = logging.getLogger("watchpost.ingest")
 
-_MAINTENANCE_EVERY = timedelta(hours=1)
-
-
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A batch adapted and waiting for its transaction."""
-
-    messages: list[ReceivedMessage]
-    events: list[Event]
-    dead: list[DeadLetter]
+_IN_FLIGHT = 2  # batches with the writer at once: one being written, one being adapted
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +73,6 @@ class IngestWorker:
         self.config = config
         self.worker_id = worker_id
         self._database_url = database_url
-        self._normaliser = Normaliser(config)
         self._queue: queue.SimpleQueue[ReceivedMessage] = queue.SimpleQueue()
         ingest = config.ingest
         self.subscriber = Subscriber(
@@ -90,45 +84,58 @@ class IngestWorker:
             session_expiry_s=ingest.session_expiry_s,
             receive_maximum=ingest.receive_maximum,
         )
+        self._on_commit = on_commit  # benchmarks measure publish-to-commit latency with it
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._handoff: queue.Queue[_Prepared] = queue.Queue(maxsize=2)
-        self._conn = None
-        self._partitions = store.PartitionCache()
-        self._layout = "native"
+        self._slots = threading.BoundedSemaphore(_IN_FLIGHT)
+        self._pending: dict[int, list[ReceivedMessage]] = {}  # seq -> batch, in send order
+        self._pending_lock = threading.Lock()
+        self._seq = 0
+        self._process: mp.process.BaseProcess | None = None
+        self._channel = None
         self._db_ok = False
         self._db_detail = "not connected yet"
+        self._writer_up = threading.Event()
         self._last_commit: datetime | None = None
-        self._next_maintenance = 0.0
         self._counts = {"stored": 0, "duplicates": 0, "dead_letters": 0}
         self._labels = {"worker": worker_id}
-        self._on_commit = on_commit  # benchmarks measure publish-to-commit latency with it
 
     # -- lifecycle --
 
     def start(self) -> IngestWorker:
-        """Connect to the database and the broker and start consuming in a thread."""
-        try:
-            self._connect_database()
-        except store.DatabaseError as exc:  # the loop retries; health says why meanwhile
-            log.warning("database unavailable at start, will retry: worker=%s error=%s", self.worker_id, exc)
+        """Start the writer process, the feeding and result threads, and the MQTT session."""
+        self._spawn_writer()
         self._threads = [
-            threading.Thread(target=self._run, name=f"ingest-{self.worker_id}-adapt", daemon=True),
-            threading.Thread(target=self._write_loop, name=f"ingest-{self.worker_id}-write", daemon=True),
+            threading.Thread(target=self._feed, name=f"ingest-{self.worker_id}-feed", daemon=True),
+            threading.Thread(target=self._collect, name=f"ingest-{self.worker_id}-results", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
+        # Subscribe only once the writer has started and tried the database: messages that
+        # arrived meanwhile would wait out its start-up (a second or so) unacknowledged.
+        if not self._writer_up.wait(60):
+            log.warning("writer process slow to start: worker=%s", self.worker_id)
         self.subscriber.start()
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Finish the batch in hand, stop consuming and disconnect; unacked messages stay queued at the broker."""
+        """Stop consuming and disconnect; unacknowledged messages stay queued at the broker."""
         self._stop.set()
+        self.subscriber.stop()
+        with self._pending_lock:
+            channel, process = self._channel, self._process
+            if channel is not None:
+                try:
+                    channel.send(None)
+                except OSError:
+                    pass
+        if process is not None:
+            process.join(timeout)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout)
         for thread in self._threads:
             thread.join(timeout)
-        self.subscriber.stop()
-        if self._conn is not None:
-            self._conn.close()
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
         """Block until subscribed to the broker."""
@@ -136,56 +143,69 @@ class IngestWorker:
 
     def health(self) -> WorkerHealth:
         """The worker's current state."""
+        with self._pending_lock:
+            pending = sum(len(b) for b in self._pending.values())
         return WorkerHealth(
             worker=self.worker_id,
             broker=self.subscriber.state.value,
             broker_detail=self.subscriber.detail,
             database_ok=self._db_ok,
             database_detail=self._db_detail,
-            queue_depth=self._queue.qsize() + sum(len(p.messages) for p in list(self._handoff.queue)),
+            queue_depth=self._queue.qsize() + pending,
             last_commit_at=self._last_commit,
             stored=self._counts["stored"],
             duplicates=self._counts["duplicates"],
             dead_letters=self._counts["dead_letters"],
         )
 
-    # -- the loop --
+    # -- the writer process --
 
-    def _run(self) -> None:
-        """Adapting thread: batches off the queue, normalised, handed to the writer."""
+    def _spawn_writer(self) -> None:
+        ours, theirs = mp.Pipe()
+        process = mp.get_context("spawn").Process(
+            target=run_writer,
+            args=(theirs, self.config, self._database_url, self.worker_id),
+            name=f"watchpost-writer-{self.worker_id}",
+            daemon=True,
+        )
+        process.start()
+        theirs.close()
+        self._channel, self._process = ours, process
+
+    def _respawn_writer(self) -> None:
+        """The writer died: start another and hand it every batch not yet acknowledged."""
+        with self._pending_lock:
+            log.error("writer process died, restarting it: worker=%s pending_batches=%d",
+                      self.worker_id, len(self._pending))  # fmt: skip
+            self._spawn_writer()
+            assert self._channel is not None
+            for seq, batch in self._pending.items():
+                self._channel.send(_batch_in(seq, batch))
+
+    # -- threads --
+
+    def _feed(self) -> None:
+        """Group received messages into batches and hand them to the writer, two at a time."""
         linger = self.config.ingest.batch_linger_ms / 1000
         batch_max = self.config.ingest.batch_max
         while not self._stop.is_set():
             metrics.BROKER_CONNECTED.labels(**self._labels).set(self.subscriber.state is LinkState.CONNECTED)
-            batch = self._take(batch_max, linger)
             metrics.QUEUE_DEPTH.labels(**self._labels).set(self._queue.qsize())
+            if not self._slots.acquire(timeout=0.2):
+                continue  # the writer is busy (or the database away): let the broker hold the rest
+            batch = self._take(batch_max, linger)
             if not batch:
+                self._slots.release()
                 continue
-            try:
-                prepared = self._prepare(batch)
-            except Exception:  # the loop boundary: log, leave the batch unacked, carry on
-                log.exception("ingest batch could not be adapted: worker=%s size=%d", self.worker_id, len(batch))
-                continue
-            while not self._stop.is_set():
+            metrics.RECEIVED.labels(**self._labels).inc(len(batch))
+            with self._pending_lock:
+                self._seq += 1
+                self._pending[self._seq] = batch
+                assert self._channel is not None
                 try:
-                    self._handoff.put(prepared, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-
-    def _write_loop(self) -> None:
-        """Writing thread: one transaction per batch, then its acks, in arrival order."""
-        while not self._stop.is_set():
-            try:
-                prepared = self._handoff.get(timeout=0.2)
-            except queue.Empty:
-                self._maintain()
-                continue
-            try:
-                self._commit(prepared)
-            except Exception:  # the loop boundary: log, leave the batch unacked, carry on
-                log.exception("ingest batch failed: worker=%s size=%d", self.worker_id, len(prepared.messages))
-            self._maintain()
+                    self._channel.send(_batch_in(self._seq, batch))
+                except OSError:
+                    pass  # the writer is gone; the result thread restarts it and resends
 
     def _take(self, batch_max: int, linger: float) -> list[ReceivedMessage]:
         try:
@@ -208,109 +228,58 @@ class IngestWorker:
                     break
         return batch
 
-    def _prepare(self, batch: list[ReceivedMessage]) -> _Prepared:
-        metrics.RECEIVED.labels(**self._labels).inc(len(batch))
-        events: list[Event] = []
-        dead: list[DeadLetter] = []
-        normalise = self._normaliser.normalise
-        for message in batch:
-            outcome = normalise(message)
-            events.extend(outcome.events)
-            if outcome.dead is not None:
-                dead.append(outcome.dead)
-        return _Prepared(batch, events, dead)
+    def _collect(self) -> None:
+        """Act on what the writer reports: database state, and committed batches to acknowledge."""
+        while not self._stop.is_set():
+            channel = self._channel
+            assert channel is not None
+            try:
+                if not channel.poll(0.2):
+                    continue
+                report = channel.recv()
+            except (EOFError, OSError):
+                if self._stop.is_set():
+                    return
+                self._set_db(False, "writer process died; restarting it")
+                self._respawn_writer()
+                continue
+            if isinstance(report, DatabaseStatus):
+                self._set_db(report.ok, report.detail)
+                self._writer_up.set()
+            elif isinstance(report, BatchDone):
+                self._committed(report)
 
-    def _commit(self, prepared: _Prepared) -> None:
-        batch, events, dead = prepared.messages, prepared.events, prepared.dead
-        inserted = self._write(events, dead)
-        if inserted is None:
-            return  # stopping while the database is away: the broker keeps the batch
-        committed_at = datetime.now(UTC)
-
+    def _committed(self, done: BatchDone) -> None:
+        with self._pending_lock:
+            batch = self._pending.pop(done.seq, None)
+        if batch is None:
+            return  # a resent batch finished twice: its acks have gone already
+        self._slots.release()
         # Acks of a connection that has since dropped are skipped: the broker redelivers
         # those messages and their events are already stored, so the redelivery is a no-op.
         self.subscriber.ack_all(batch)
-
+        committed_at = datetime.fromtimestamp(done.committed_at, UTC)
         if self._on_commit is not None:
             self._on_commit(batch, committed_at)
-        now = committed_at
-        self._last_commit = now
-        self._counts["stored"] += inserted
-        self._counts["duplicates"] += len(events) - inserted
-        self._counts["dead_letters"] += len(dead)
-        metrics.STORED.labels(**self._labels).inc(inserted)
-        metrics.DUPLICATES.labels(**self._labels).inc(len(events) - inserted)
-        for letter in dead:
-            metrics.DEAD_LETTERS.labels(reason=letter.reason.value).inc()
-            log.info("dead letter: topic=%s reason=%s detail=%s", letter.topic, letter.reason.value, letter.detail)
+        self._set_db(True, "ok")
+        self._last_commit = committed_at
+        duplicates = done.events - done.inserted
+        self._counts["stored"] += done.inserted
+        self._counts["duplicates"] += duplicates
+        self._counts["dead_letters"] += len(done.dead_reasons)
+        metrics.STORED.labels(**self._labels).inc(done.inserted)
+        metrics.DUPLICATES.labels(**self._labels).inc(duplicates)
+        for topic, reason, detail in done.dead_details:
+            metrics.DEAD_LETTERS.labels(reason=reason).inc()
+            log.info("dead letter: topic=%s reason=%s detail=%s", topic, reason, detail)
         metrics.BATCH_SIZE.observe(len(batch))
-        metrics.CONSUMER_LAG.labels(**self._labels).set((now - batch[0].received_at).total_seconds())
-
-    def _write(self, events: list[Event], dead: list[DeadLetter]) -> int | None:
-        """Write one batch in one transaction, retrying until it commits; None if stopped first."""
-        delay = 0.2
-        while True:
-            try:
-                if self._conn is None or self._conn.closed:
-                    self._connect_database()
-                assert self._conn is not None
-                if self._layout == "native" and events:
-                    store.ensure_partitions(
-                        self._conn, days={e.occurred_at.date() for e in events}, cache=self._partitions
-                    )
-                started = time.perf_counter()
-                with self._conn.transaction():
-                    inserted = store.insert_events(self._conn, events=events)
-                    store.insert_dead_letters(self._conn, letters=dead)
-                metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
-                self._set_db(True, "ok")
-                return inserted
-            except store.DatabaseError as exc:
-                self._set_db(False, f"{type(exc).__name__}: {exc}".strip())
-                log.warning("database write failed, retrying in %.1fs: worker=%s error=%s", delay, self.worker_id, exc)
-                self._drop_connection()
-                if self._stop.wait(delay):
-                    return None
-                delay = min(delay * 2, 5.0)
-
-    def _connect_database(self) -> None:
-        try:
-            self._conn = store.connect(self._database_url, application_name=f"watchpost-ingest-{self.worker_id}")
-            self._layout = store.layout_of(self._conn)
-            self._set_db(True, "ok")
-        except store.DatabaseError as exc:
-            self._conn = None
-            self._set_db(False, f"cannot connect: {exc}".strip())
-            raise
-
-    def _drop_connection(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except store.DatabaseError:
-                pass
-        self._conn = None
-        self._partitions = store.PartitionCache()  # a partition may have been dropped meanwhile
+        metrics.COMMIT_SECONDS.observe(done.commit_seconds)
+        metrics.CONSUMER_LAG.labels(**self._labels).set((committed_at - batch[0].received_at).total_seconds())
 
     def _set_db(self, ok: bool, detail: str) -> None:
         self._db_ok, self._db_detail = ok, detail
         metrics.DATABASE_UP.labels(**self._labels).set(1 if ok else 0)
 
-    def _maintain(self) -> None:
-        """Hourly: pre-create partitions and enforce retention (cheap; any worker may do it)."""
-        now = time.monotonic()
-        if now < self._next_maintenance or self._conn is None:
-            return
-        self._next_maintenance = now + _MAINTENANCE_EVERY.total_seconds()
-        try:
-            today = datetime.now(UTC).date()
-            if self._layout == "native":
-                store.ensure_partitions(
-                    self._conn, days=[today + timedelta(days=d) for d in range(0, 3)], cache=self._partitions
-                )
-            dropped = store.drop_expired(self._conn, storage=self.config.storage, now=datetime.now(UTC))
-            if any(dropped.values()):
-                log.info("retention enforced: worker=%s %s", self.worker_id, dropped)
-        except store.DatabaseError as exc:
-            log.warning("maintenance failed, will retry: worker=%s error=%s", self.worker_id, exc)
-            self._next_maintenance = now + 60
+
+def _batch_in(seq: int, batch: list[ReceivedMessage]) -> BatchIn:
+    return BatchIn(seq=seq, messages=[(m.topic, m.payload, m.received_at) for m in batch])
