@@ -159,9 +159,12 @@ class _Writer:
                     store.insert_dead_letters(self.conn, letters=dead)
                 self._status(True, "ok")
                 return inserted, time.perf_counter() - started
-            except store.DatabaseError as exc:
+            except Exception as exc:  # the retry boundary: the batch is kept, nothing is acked
                 self._status(False, f"{type(exc).__name__}: {exc}".strip())
-                log.warning("database write failed, retrying in %.1fs: worker=%s error=%s", delay, self.worker_id, exc)
+                if isinstance(exc, store.DatabaseError):
+                    log.warning("database write failed, retrying in %.1fs: worker=%s error=%s", delay, self.worker_id, exc)
+                else:  # a bug, not an outage: say so loudly; health shows it until it clears
+                    log.exception("batch write failed unexpectedly, retrying in %.1fs: worker=%s", delay, self.worker_id)
                 self._drop()
                 self._read(delay)  # wait, but keep listening: a stop must not wait for the database
                 if self.stopping:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -373,3 +374,26 @@ def test_committed_messages_are_acknowledged_and_not_redelivered(config, databas
         assert count(database_url) == n
     finally:
         again.stop()
+
+
+def test_writer_process_killed_mid_stream_is_restarted_and_loses_nothing(config, database_url, broker, db):
+    """SIGKILL of a worker's writer process: a new one takes the unacknowledged batches; all stored once."""
+    worker = IngestWorker(config=config, database_url=database_url, broker=broker, worker_id="wkill").start()
+    try:
+        assert worker.wait_ready(15)
+        first = worker._process
+        n = 4000
+        publisher = threading.Thread(target=lambda: _publish_paced(broker, config, n, per_second=2000))
+        publisher.start()
+        assert wait_for(lambda: count(database_url) >= 500, timeout=30)
+        os.kill(first.pid, signal.SIGKILL)
+        killed_at = count(database_url)
+        publisher.join(30)
+        assert wait_for(lambda: count(database_url) >= n, timeout=60), count(database_url)
+        time.sleep(0.5)
+        assert count(database_url) == n
+        assert killed_at < n, "the kill must land mid-stream"
+        assert worker._process is not first and worker._process.is_alive()
+        assert worker.health().database_ok
+    finally:
+        worker.stop()
