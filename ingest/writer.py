@@ -162,9 +162,11 @@ class _Writer:
             except Exception as exc:  # the retry boundary: the batch is kept, nothing is acked
                 self._status(False, f"{type(exc).__name__}: {exc}".strip())
                 if isinstance(exc, store.DatabaseError):
-                    log.warning("database write failed, retrying in %.1fs: worker=%s error=%s", delay, self.worker_id, exc)
+                    log.warning("database write failed, retrying in %.1fs: worker=%s error=%s",
+                                delay, self.worker_id, exc)  # fmt: skip
                 else:  # a bug, not an outage: say so loudly; health shows it until it clears
-                    log.exception("batch write failed unexpectedly, retrying in %.1fs: worker=%s", delay, self.worker_id)
+                    log.exception("batch write failed unexpectedly, retrying in %.1fs: worker=%s",
+                                  delay, self.worker_id)  # fmt: skip
                 self._drop()
                 self._read(delay)  # wait, but keep listening: a stop must not wait for the database
                 if self.stopping:
