@@ -78,8 +78,13 @@ def database_url(server_url: str) -> Iterator[str]:
 def db(database_url: str, config: WatchpostConfig) -> Iterator[psycopg.Connection]:
     """A connection to the session database, emptied of events and dead letters for this test."""
     with store.connect(database_url) as conn:
-        conn.execute("TRUNCATE events, event_keys, dead_letters")
-        store.sync_config(conn, config=config)
+        conn.execute(
+            "TRUNCATE events, event_keys, dead_letters, alerts, alert_events, alert_transitions, alert_tiers,"
+            " assignments, feed, outbox, device_seen, door_states, event_rates, unit_fixes, unit_positions,"
+            " site_levels, site_level_changes, hotlist_entries"
+        )
+        conn.execute("UPDATE units SET status = 'available'")
+        store.sync_configuration(conn, config=config)
         yield conn
 
 

@@ -177,8 +177,7 @@ def _prepare_database(url: str, config: WatchpostConfig) -> str:
 
     with store.connect(url, application_name="watchpost-migrate") as conn:
         layout = store.migrate(conn, storage=config.storage)
-        with conn.transaction():
-            store.sync_config(conn, config=config)
+        store.sync_configuration(conn, config=config)
     return layout
 
 

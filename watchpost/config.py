@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -228,6 +228,287 @@ class StorageConfig(_Model):
     compress_after_days: int = Field(default=7, ge=1, description="TimescaleDB compresses chunks this old")
 
 
+# --------------------------------------------------------------------------- alerts and rules
+
+Severity = Literal["critical", "major", "minor", "info"]
+SEVERITIES: tuple[str, ...] = ("critical", "major", "minor", "info")
+EventKindName = Literal[
+    "plate_read",
+    "face_capture",
+    "access",
+    "crowd_count",
+    "crowd_alarm",
+    "intrusion",
+    "object",
+    "alarm_button",
+    "rfid_read",
+    "gps_position",
+    "device_status",
+]
+
+
+class AlertTypeConfig(_Model):
+    """One type of alert: how serious it is by default and how it is shown and counted."""
+
+    severity: Severity = Field(description="Default severity; a rule may raise or lower it")
+    title: str = Field(description="Title shown on the console (Chinese)")
+    title_en: str = Field(default="", description="Title shown on the console (English)")
+    case: Literal["theft", "robbery", "fraud", "violence", "other"] | None = Field(
+        default=None,
+        description="Case category: case-type alerts feed the site response level and the zero-case board",
+    )
+
+
+def _default_alert_types() -> dict[str, AlertTypeConfig]:
+    t = AlertTypeConfig
+    return {
+        "emergency_button": t(severity="critical", title="一键报警", title_en="Emergency button"),
+        "duress": t(severity="critical", title="胁迫报警", title_en="Duress code"),
+        "hotlist_plate": t(severity="major", title="布控车辆", title_en="Hotlisted vehicle"),
+        "hotlist_rfid": t(severity="major", title="布控电动车", title_en="Hotlisted e-bike"),
+        "gate_forced": t(severity="major", title="门禁强行闯入", title_en="Gate forced open"),
+        "gate_held_open": t(severity="minor", title="门长时间未关", title_en="Gate held open"),
+        "gate_failed_verifications": t(
+            severity="minor", title="多次验证失败", title_en="Repeated failed verifications"
+        ),
+        "gate_intrusion": t(
+            severity="major", title="尾随/逆行/翻越", title_en="Tailgating, reverse passage or climbing"
+        ),
+        "tracker_vibration": t(severity="major", title="车辆震动报警", title_en="Tracker vibration"),
+        "tracker_geofence_exit": t(severity="major", title="越界报警", title_en="Tracker left its geofence"),
+        "tracker_power_cut": t(severity="major", title="断电报警", title_en="Tracker power cut"),
+        "device_offline": t(severity="minor", title="设备离线", title_en="Device offline"),
+        "device_fault": t(severity="info", title="设备故障", title_en="Device fault"),
+        "intrusion": t(severity="minor", title="区域入侵", title_en="Intrusion"),
+        "crowd_gathering": t(severity="major", title="人员聚集", title_en="Crowd gathering"),
+        "face_capture_surge": t(severity="minor", title="人流异常增加", title_en="Unusual surge at an entrance"),
+        "response_level": t(severity="major", title="社区响应等级", title_en="Site response level"),
+        "theft": t(severity="major", title="盗窃警情", title_en="Theft reported", case="theft"),
+        "robbery": t(severity="critical", title="抢劫警情", title_en="Robbery reported", case="robbery"),
+        "fraud": t(severity="minor", title="诈骗警情", title_en="Fraud reported", case="fraud"),
+        "fight": t(severity="critical", title="打架斗殴", title_en="Fight reported", case="violence"),
+    }
+
+
+class AlertsConfig(_Model):
+    """The alert catalogue and how repeats fold into an open alert."""
+
+    dedup_window_s: int = Field(
+        default=300,
+        ge=0,
+        description="A repeat of the same type from the same source within this many seconds of the open"
+        " alert's last sighting updates it (count, last seen) instead of raising a new one",
+    )
+    types: dict[str, AlertTypeConfig] = Field(
+        default_factory=_default_alert_types, description="Alert types by id; replaces the built-in catalogue"
+    )
+
+
+class NightWindow(_Model):
+    """Hours (local time of the site) in which a rule's alerts take another severity."""
+
+    start: str = Field(default="22:00", pattern=r"^\d{2}:\d{2}$", description="Start, HH:MM local time")
+    end: str = Field(default="06:00", pattern=r"^\d{2}:\d{2}$", description="End, HH:MM (may be past midnight)")
+    severity: Severity = Field(description="Severity during these hours")
+
+    def contains(self, hhmm: str) -> bool:
+        """Whether a local HH:MM falls in the window (windows may wrap midnight)."""
+        if self.start <= self.end:
+            return self.start <= hhmm < self.end
+        return hhmm >= self.start or hhmm < self.end
+
+
+class _Rule(_Model):
+    name: str = Field(pattern=_ID, description="Rule name, unique; shown on the alerts it raises")
+    alert: str = Field(description="Alert type it raises (a key of alerts.types)")
+    severity: Severity | None = Field(default=None, description="Overrides the alert type's severity")
+    night: NightWindow | None = Field(default=None, description="Another severity at night")
+    enabled: bool = Field(default=True, description="Off switch")
+
+
+class EventRule(_Rule):
+    """Raise an alert for every event of the given kinds and codes."""
+
+    type: Literal["event"] = "event"
+    kinds: list[EventKindName] = Field(min_length=1, description="Event kinds that match")
+    codes: list[str] = Field(default_factory=list, description="Event codes that match; empty = any code")
+    device_kinds: list[DeviceKind] = Field(default_factory=list, description="Only from these device kinds")
+    devices: list[str] = Field(default_factory=list, description="Only from these devices; empty = any")
+    ignore_states: list[Literal["start", "stop", "pulse"]] = Field(
+        default_factory=lambda: ["stop"], description="Event states that do not raise (the end of an alarm)"
+    )
+    min_count: int | None = Field(default=None, ge=0, description="Only when the event's count is at least this")
+
+
+class HotlistRule(_Rule):
+    """Raise an alert when a read matches a hotlist entry, exactly or through OCR confusions."""
+
+    type: Literal["hotlist"] = "hotlist"
+    list: Literal["plates", "rfid_tags"] = Field(description="Which hotlist")
+    max_confusions: int = Field(
+        default=1, ge=0, le=3, description="OCR-confusable characters (0/O/D/Q, 1/I, 8/B, 2/Z, 5/S) allowed"
+    )
+    severity_by_reason: dict[str, Severity] = Field(
+        default_factory=dict, description="Severity per hotlist reason (stolen, wanted...)"
+    )
+
+
+class RepeatRule(_Rule):
+    """Raise an alert when one device reports matching events ``count`` times within a window."""
+
+    type: Literal["repeat"] = "repeat"
+    kinds: list[EventKindName] = Field(min_length=1, description="Event kinds that count")
+    codes: list[str] = Field(default_factory=list, description="Event codes that count; empty = any")
+    attribute: tuple[str, str] | None = Field(
+        default=None, description="[key, value] the event's attributes must hold, e.g. [access_result, denied]"
+    )
+    count: int = Field(ge=2, description="How many within the window raise")
+    window_s: int = Field(gt=0, description="Window length, seconds")
+
+
+class SurgeRule(_Rule):
+    """Raise an alert when a device's rate of events jumps above its own recent baseline."""
+
+    type: Literal["surge"] = "surge"
+    kinds: list[EventKindName] = Field(min_length=1, description="Event kinds that are counted")
+    window_s: int = Field(default=300, ge=60, description="The recent window, seconds (whole minutes)")
+    baseline_s: int = Field(default=3 * 3600, ge=600, description="The baseline before it, seconds")
+    factor: float = Field(default=3.0, gt=1, description="Recent rate at least this times the baseline rate")
+    min_count: int = Field(default=20, ge=1, description="...and at least this many events in the window")
+
+
+class Geofence(_Model):
+    """Where a tracker is allowed to be: a site zone or a polygon of [lat, lon]."""
+
+    device: str = Field(description="GPS tracker device id")
+    site: str | None = Field(default=None, description="Site whose zone is the fence")
+    zone: str | None = Field(default=None, description="Zone id of that site")
+    polygon: list[tuple[float, float]] | None = Field(default=None, description="Or a polygon of [lat, lon]")
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Geofence:
+        if (self.polygon is None) == (self.zone is None):
+            raise ValueError("give either a site zone (site, zone) or a polygon")
+        return self
+
+
+class GeofenceRule(_Rule):
+    """Raise an alert when a tracker's position leaves its fence."""
+
+    type: Literal["geofence"] = "geofence"
+    fences: list[Geofence] = Field(min_length=1, description="One fence per tracker")
+
+
+class HeldOpenRule(_Rule):
+    """Raise an alert when a gate reports open and no close follows within a limit."""
+
+    type: Literal["held_open"] = "held_open"
+    limit_s: int = Field(default=120, gt=0, description="Open longer than this raises")
+
+
+class OfflineRule(_Rule):
+    """Raise an alert when a device is silent past its heartbeat interval."""
+
+    type: Literal["offline"] = "offline"
+    grace: float = Field(default=1.5, ge=1, description="Silent for heartbeat_s times this raises")
+
+
+class ResponseLevelRule(_Rule):
+    """Declare a site's response level from its case-type alerts against a monthly control number."""
+
+    type: Literal["response_level"] = "response_level"
+    control: dict[str, int] = Field(default_factory=dict, description="Monthly control number per site id")
+    default_control: int = Field(default=10, ge=1, description="Control number of sites not listed")
+    rise: float = Field(default=0.10, ge=0, description="Week-on-week rise that, with a third of it, declares 2")
+    level1_types: list[str] = Field(
+        default_factory=lambda: ["robbery"], description="Alert types that declare level 1 at once"
+    )
+    hold_days: int = Field(default=7, ge=1, description="Days a level 1 declared by a serious event holds")
+
+
+Rule = Annotated[
+    EventRule | HotlistRule | RepeatRule | SurgeRule | GeofenceRule | HeldOpenRule | OfflineRule | ResponseLevelRule,
+    Field(discriminator="type"),
+]
+
+
+# --------------------------------------------------------------------------- dispatch and access
+
+
+class DispatchConfig(_Model):
+    """The 1-3-5 response target: tier deadlines, who is sent for which severity, arrival and escalation."""
+
+    tier_deadlines_s: list[int] = Field(
+        default_factory=lambda: [60, 180, 300],
+        min_length=3,
+        max_length=3,
+        description="Deadlines of tiers 1, 2, 3 from the alert's creation, seconds (1-3-5 minutes)",
+    )
+    severity_tiers: dict[Severity, list[Literal[1, 2, 3]]] = Field(
+        default_factory=lambda: {"critical": [1, 2, 3], "major": [1, 2], "minor": [3], "info": []},
+        description="Tiers requested per severity, one unit each; minor sends the nearest unit only",
+    )
+    speeds_kmh: dict[Literal["foot", "ebike", "car"], float] = Field(
+        default_factory=lambda: {"foot": 5.0, "ebike": 18.0, "car": 30.0},
+        description="Travel speed by unit kind when a unit sets none",
+    )
+    route_factor: float = Field(
+        default=1.3, ge=1, le=3, description="Streets are longer than a straight line: distance times this"
+    )
+    on_scene_radius_m: float = Field(default=50, gt=0, description="A unit this close to the alert is on scene")
+    position_max_age_s: int = Field(
+        default=300, gt=0, description="A GPS fix older than this does not count for arrival or ETA"
+    )
+    escalation_grace_s: int = Field(
+        default=30, ge=0, description="An escalated unit not on scene by its ETA plus this escalates again"
+    )
+    max_escalations: int = Field(
+        default=3, ge=0, description="Escalations per tier before the console is told none is left"
+    )
+    unit_topic: str = Field(
+        default="watchpost/units/{unit}/assignments", description="Where a unit's assignments are published"
+    )
+    unit_position_topic: str = Field(
+        default="watchpost/units/{unit}/position",
+        description='Where patrol terminals publish their position: {"lat", "lon", "time"?}',
+    )
+    unit_status_topic: str = Field(
+        default="watchpost/units/{unit}/status",
+        description='Where patrol terminals publish their status: {"status": "available" | "off_duty"}',
+    )
+    tick_s: float = Field(default=0.25, gt=0, le=5, description="How often deadlines and timers are checked")
+
+
+Role = Literal["operator", "patrol", "supervisor", "admin", "auditor"]
+
+
+class UserConfig(_Model):
+    """A person who signs in (console or patrol view)."""
+
+    username: str = Field(pattern=_ID, description="Sign-in name")
+    name: str = Field(default="", description="Display name")
+    role: Role = Field(description="What the user may do")
+    unit: str | None = Field(default=None, description="The unit a patrol user is (required for patrol)")
+    password_hash: str = Field(description="scrypt hash from `watchpost hash-password`")
+
+
+class ApiKeyConfig(_Model):
+    """A machine credential (patrol terminal, integration)."""
+
+    name: str = Field(pattern=_ID, description="Who holds the key")
+    role: Role = Field(description="What the key may do")
+    unit: str | None = Field(default=None, description="The unit a patrol key belongs to")
+    key_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the key, hex (never the key)")
+
+
+class AccessConfig(_Model):
+    """Credentials: users who sign in for a token, and API keys."""
+
+    users: list[UserConfig] = Field(default_factory=list, description="People")
+    api_keys: list[ApiKeyConfig] = Field(default_factory=list, description="Machine keys")
+    token_ttl_s: int = Field(default=12 * 3600, ge=60, description="Lifetime of a sign-in token (one shift)")
+
+
 class WatchpostConfig(_Model):
     """The whole configuration."""
 
@@ -238,6 +519,10 @@ class WatchpostConfig(_Model):
     devices: list[DeviceConfig] = Field(default_factory=list, description="Registered devices")
     units: list[UnitConfig] = Field(default_factory=list, description="Patrol units and fixed posts")
     hotlists: Hotlists = Field(default_factory=Hotlists, description="Watch lists")
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert catalogue and deduplication")
+    rules: list[Rule] = Field(default_factory=list, description="Rule detectors over events")
+    dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="1-3-5 dispatch")
+    access: AccessConfig = Field(default_factory=AccessConfig, description="Who may use the API")
 
     @field_validator("timezone")
     @classmethod
@@ -268,7 +553,50 @@ class WatchpostConfig(_Model):
                         ("devices", i, "aliases"), f"alias {alias!r} already belongs to device {owner[key]!r}"
                     )
                 owner[key] = device.id
+        self._check_rules(site_ids, device_ids)
+        unit_ids = {u.id for u in self.units}
+        for section in ("users", "api_keys"):
+            holders = getattr(self.access, section)
+            if section == "users":
+                _unique("access.users", [h.username for h in holders])
+            for i, holder in enumerate(holders):
+                if holder.role == "patrol" and holder.unit is None:
+                    raise _located(("access", section, i, "unit"), "a patrol credential must name its unit")
+                if holder.unit is not None and holder.unit not in unit_ids:
+                    raise _located(("access", section, i, "unit"), f"unknown unit {holder.unit!r}")
         return self
+
+    def _check_rules(self, site_ids: set[str], device_ids: set[str]) -> None:
+        types = self.alerts.types
+        _unique("rules", [r.name for r in self.rules])
+        for i, rule in enumerate(self.rules):
+            if rule.alert not in types:
+                raise _located(("rules", i, "alert"), f"unknown alert type {rule.alert!r}; known: {sorted(types)}")
+            if isinstance(rule, EventRule):
+                for name in rule.devices:
+                    if name not in device_ids:
+                        raise _located(("rules", i, "devices"), f"unknown device {name!r}")
+            if isinstance(rule, GeofenceRule):
+                for j, fence in enumerate(rule.fences):
+                    where = ("rules", i, "fences", j)
+                    if fence.device not in device_ids:
+                        raise _located((*where, "device"), f"unknown device {fence.device!r}")
+                    if fence.zone is not None:
+                        site = self.site_index.get(fence.site or self.device_index[fence.device].site)
+                        if site is None or fence.zone not in {z.id for z in site.zones}:
+                            raise _located((*where, "zone"), f"no zone {fence.zone!r} on site {fence.site!r}")
+            if isinstance(rule, ResponseLevelRule):
+                for site in rule.control:
+                    if site not in site_ids:
+                        raise _located(("rules", i, "control"), f"unknown site {site!r}")
+                for name in rule.level1_types:
+                    if name not in types:
+                        raise _located(("rules", i, "level1_types"), f"unknown alert type {name!r}")
+
+    @cached_property
+    def unit_index(self) -> dict[str, UnitConfig]:
+        """Units by id."""
+        return {u.id: u for u in self.units}
 
     @cached_property
     def device_index(self) -> dict[str, DeviceConfig]:

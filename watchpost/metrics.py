@@ -8,6 +8,8 @@ from watchpost.model import DeadReason
 
 __all__ = [
     "REGISTRY",
+    "ALERTS_RAISED",
+    "DETECTOR_ERRORS",
     "BATCH_SIZE",
     "BROKER_CONNECTED",
     "COMMIT_SECONDS",
@@ -40,6 +42,13 @@ CONSUMER_LAG = Gauge(
 QUEUE_DEPTH = Gauge("watchpost_queue_depth", "Messages received but not yet committed", ["worker"])
 DATABASE_UP = Gauge("watchpost_database_up", "1 when the last write reached the database", ["worker"])
 BROKER_CONNECTED = Gauge("watchpost_broker_connected", "1 while connected to the MQTT broker", ["worker"])
+
+ALERTS_RAISED = Counter(
+    "watchpost_alerts_raised", "Alerts raised or updated by the rule detectors in ingest transactions", ["worker"]
+)
+DETECTOR_ERRORS = Counter(
+    "watchpost_detector_errors", "Batches whose events were stored but whose rule detectors failed", ["worker"]
+)
 
 for _reason in DeadReason:  # every reason shows from the start, at zero
     DEAD_LETTERS.labels(reason=_reason.value)

@@ -16,7 +16,17 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "OPEN_STATES",
+    "Conflict",
+    "NotFound",
     "AdaptError",
+    "AlertDraft",
+    "AlertState",
+    "AssignmentState",
+    "Outcome",
+    "Severity",
+    "UnitState",
+    "UnitStatus",
     "ClockStatus",
     "DeadLetter",
     "DeadReason",
@@ -213,6 +223,118 @@ def event_key(device_id: str, reading: Reading, *, received_at: datetime) -> uui
     digest[6] = (digest[6] & 0x0F) | 0x50  # RFC 4122 version 5 (name-based), set by hand:
     digest[8] = (digest[8] & 0x3F) | 0x80  # uuid.UUID(version=...) costs more than the hash
     return uuid.UUID(bytes=bytes(digest))
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+class NotFound(LookupError):
+    """A named alert, assignment, unit or entry does not exist (or is not the caller's to see)."""
+
+
+class Conflict(Exception):
+    """The request cannot apply to the object's current state (e.g. resolving a resolved alert)."""
+
+
+class Severity(StrEnum):
+    """How urgent an alert is; decides which 1-3-5 tiers are requested."""
+
+    CRITICAL = "critical"
+    MAJOR = "major"
+    MINOR = "minor"
+    INFO = "info"
+
+
+class AlertState(StrEnum):
+    """Where an alert stands. States only move forward (``rank``); resolved and cancelled are final."""
+
+    NEW = "new"
+    DISPATCHED = "dispatched"
+    ACKNOWLEDGED = "acknowledged"
+    ON_SCENE = "on_scene"
+    RESOLVED = "resolved"
+    CANCELLED = "cancelled"
+
+    @property
+    def rank(self) -> int:
+        return _STATE_RANK[self]
+
+    @property
+    def final(self) -> bool:
+        return self in (AlertState.RESOLVED, AlertState.CANCELLED)
+
+
+_STATE_RANK = {
+    AlertState.NEW: 0,
+    AlertState.DISPATCHED: 1,
+    AlertState.ACKNOWLEDGED: 2,
+    AlertState.ON_SCENE: 3,
+    AlertState.RESOLVED: 4,
+    AlertState.CANCELLED: 4,
+}
+OPEN_STATES = tuple(s.value for s in AlertState if not s.final)
+
+
+class Outcome(StrEnum):
+    """How a resolved alert ended."""
+
+    HANDLED = "handled"
+    FALSE_ALARM = "false_alarm"
+    DUPLICATE = "duplicate"
+    NO_ACTION = "no_action"
+
+
+class AssignmentState(StrEnum):
+    """A unit's progress on one alert."""
+
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    ON_SCENE = "on_scene"
+    CLEARED = "cleared"
+    CANCELLED = "cancelled"  # the alert ended, or the unit was reassigned, before it cleared
+
+
+class UnitStatus(StrEnum):
+    """Whether a unit can be sent."""
+
+    AVAILABLE = "available"
+    DISPATCHED = "dispatched"  # on its way to an alert
+    ON_SCENE = "on_scene"
+    OFF_DUTY = "off_duty"  # not to be dispatched (break, out of service)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitState:
+    """A unit as dispatch sees it: where it is (its last fix, else its home) and whether it is free."""
+
+    unit_id: str
+    name: str
+    kind: str  # foot, ebike, car, post
+    site_id: str | None
+    speed_kmh: float
+    lat: float
+    lon: float
+    fix_at: datetime | None  # None: the position is the configured home, not a fix
+    status: UnitStatus
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDraft:
+    """What a detector proposes: an alert to raise, or to fold into the open one with the same key."""
+
+    type: str
+    severity: Severity
+    title: str
+    dedup_key: str  # same key within the deduplication window = the same alert
+    site_id: str | None
+    occurred_at: datetime  # when the source saw it (device time, UTC)
+    rule: str
+    device_id: str | None = None
+    zone: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    source_events: tuple[tuple[uuid.UUID, datetime], ...] = ()  # (event id, occurred_at)
+    detail: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _iso(value: datetime | None) -> str | None:

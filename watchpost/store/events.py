@@ -1,7 +1,6 @@
-"""PostgreSQL storage through psycopg 3: migrations, batched idempotent writes, queries, retention.
+"""Schema, migrations, batched idempotent event writes, dead letters, queries and retention.
 
-The only module that imports psycopg. Callers own transactions: functions that write take a
-connection and expect the caller to wrap them in ``with conn.transaction():``. Events are a
+Events are a
 TimescaleDB hypertable when the extension can be created, native daily range partitions when
 not; the chosen layout is recorded and never flips on restart.
 """
@@ -11,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -29,6 +29,7 @@ from watchpost.model import DeadLetter, Event
 __all__ = [
     "DatabaseError",
     "Layout",
+    "OperationalError",
     "PartitionCache",
     "connect",
     "count_events",
@@ -47,6 +48,7 @@ __all__ = [
 
 # The errors a caller retries on: the server went away, refused us, or a statement failed.
 DatabaseError = psycopg.Error
+OperationalError = psycopg.OperationalError  # the server is gone or refuses us: an outage, not a bug
 Layout = str  # "timescaledb" or "native"
 
 _MIGRATION_LOCK = 0x57A7C1  # advisory lock key: one migrator at a time
@@ -265,12 +267,14 @@ def sync_config(conn: psycopg.Connection, *, config: WatchpostConfig) -> None:
 # --- writes -------------------------------------------------------------------------------------
 
 
-def insert_events(conn: psycopg.Connection, *, events: Sequence[Event]) -> int:
+def insert_events(conn: psycopg.Connection, *, events: Sequence[Event], fresh: set[uuid.UUID] | None = None) -> int:
     """Store ``events`` by binary COPY; return how many were new (replays insert nothing).
 
     Must run inside the caller's transaction. The batch is copied into a temporary staging
     table, its keys are claimed in ``event_keys`` (ON CONFLICT DO NOTHING), and only the
-    events whose key was new move into ``events``.
+    events whose key was new move into ``events``. When ``fresh`` is given, the ids of the
+    new events are added to it (rule detectors look at new events only, so a replay raises
+    nothing twice). Each device's last receive time is kept in ``device_seen``.
     """
     if not events:
         return 0
@@ -312,8 +316,19 @@ def insert_events(conn: psycopg.Connection, *, events: Sequence[Event]) -> int:
             "  SELECT DISTINCT ON (event_id) event_id, occurred_at FROM _incoming"
             "  ON CONFLICT (event_id) DO NOTHING RETURNING event_id)"
             " INSERT INTO events SELECT DISTINCT ON (i.event_id) i.* FROM _incoming i JOIN fresh USING (event_id)"
+            + (" RETURNING event_id" if fresh is not None else "")
         )
-        return cur.rowcount
+        inserted = cur.rowcount
+        if fresh is not None:
+            fresh.update(row[0] for row in cur.fetchall())
+        # Devices in a fixed order, so that two workers' batches never lock rows crosswise.
+        cur.execute(
+            "INSERT INTO device_seen (device_id, last_received)"
+            " SELECT device_id, max(received_at) FROM _incoming GROUP BY device_id ORDER BY device_id"
+            " ON CONFLICT (device_id) DO UPDATE SET last_received = EXCLUDED.last_received"
+            " WHERE device_seen.last_received < EXCLUDED.last_received"
+        )
+        return inserted
 
 
 def insert_dead_letters(conn: psycopg.Connection, *, letters: Sequence[DeadLetter]) -> None:

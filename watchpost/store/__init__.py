@@ -1,0 +1,44 @@
+"""PostgreSQL storage through psycopg 3: the only package that imports psycopg.
+
+Callers own transactions: functions that write take a connection and expect the caller to
+wrap them in ``with conn.transaction():``. Modules by subject: :mod:`.events` (schema,
+migrations, events, dead letters, retention), :mod:`.alerts` (alerts, their lifecycle and
+the live feed, and the lock that orders them), :mod:`.dispatch` (units, assignments, tier
+clocks, the unit outbox), :mod:`.rules` (what rule detectors remember), :mod:`.stats`
+(reports).
+"""
+
+import psycopg as _psycopg
+
+from watchpost.config import WatchpostConfig as _Config
+from watchpost.store import alerts as _alerts
+from watchpost.store import dispatch as _dispatch
+from watchpost.store import events as _events
+from watchpost.store import rules as _rules
+from watchpost.store import stats as _stats
+from watchpost.store.alerts import *  # noqa: F403
+from watchpost.store.dispatch import *  # noqa: F403
+from watchpost.store.events import *  # noqa: F403
+from watchpost.store.events import layout_of, ping
+from watchpost.store.rules import *  # noqa: F403
+from watchpost.store.stats import *  # noqa: F403
+
+
+def sync_configuration(conn: _psycopg.Connection, *, config: _Config) -> None:
+    """Mirror the configuration's sites, devices, units and hotlist entries (one transaction)."""
+    with conn.transaction():
+        _events.sync_config(conn, config=config)
+        _dispatch.sync_units(conn, config=config)
+        _rules.sync_hotlists(conn, config=config)
+
+
+__all__ = [
+    *_alerts.__all__,
+    *_dispatch.__all__,
+    *_events.__all__,
+    *_rules.__all__,
+    *_stats.__all__,
+    "layout_of",
+    "ping",
+    "sync_configuration",
+]

@@ -1,0 +1,389 @@
+"""Dispatch state: units and their positions, assignments, tier clocks, and the unit outbox.
+
+Primitives only; the 1-3-5 policy that combines them lives in :mod:`dispatch`. Changes of
+units, assignments, tiers and the outbox take the alert lock first (see
+:mod:`watchpost.store.alerts`); positions (``unit_fixes``, ``unit_positions``) do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from watchpost.config import WatchpostConfig
+from watchpost.model import AssignmentState, NotFound, UnitState, UnitStatus
+from watchpost.store.alerts import jsonable, lock_alerts, wake_dispatcher
+
+__all__ = [
+    "ACTIVE_ASSIGNMENT_STATES",
+    "active_assignments",
+    "create_tiers",
+    "due_tiers",
+    "en_route",
+    "get_assignment",
+    "get_unit",
+    "insert_assignment",
+    "list_assignments",
+    "list_units",
+    "outbox_add",
+    "outbox_mark_sent",
+    "outbox_unsent",
+    "record_fix",
+    "record_tracker_fixes",
+    "set_unit_status",
+    "sync_units",
+    "tiers_of",
+    "unit_states",
+    "update_assignment",
+    "update_tier",
+]
+
+ACTIVE_ASSIGNMENT_STATES = (
+    AssignmentState.ASSIGNED.value,
+    AssignmentState.ACCEPTED.value,
+    AssignmentState.ON_SCENE.value,
+)
+_DEFAULT_SPEED = {"foot": 5.0, "ebike": 18.0, "car": 30.0, "post": 5.0}
+
+
+def sync_units(conn: psycopg.Connection, *, config: WatchpostConfig) -> None:
+    """Mirror the configured units (upsert); units no longer configured are kept but never sent."""
+    lock_alerts(conn)
+    speeds = {**_DEFAULT_SPEED, **config.dispatch.speeds_kmh}
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO units (unit_id, name, kind, site_id, speed_kmh, tracker, home_lat, home_lon)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (unit_id) DO UPDATE SET name = EXCLUDED.name, kind = EXCLUDED.kind,"
+            " site_id = EXCLUDED.site_id, speed_kmh = EXCLUDED.speed_kmh, tracker = EXCLUDED.tracker,"
+            " home_lat = EXCLUDED.home_lat, home_lon = EXCLUDED.home_lon, configured = true",
+            [
+                (
+                    u.id,
+                    u.name or u.id,
+                    u.kind,
+                    u.site,
+                    u.speed_kmh or speeds[u.kind],
+                    u.tracker,
+                    u.position.lat,
+                    u.position.lon,
+                )
+                for u in config.units
+            ],
+        )
+    conn.execute("UPDATE units SET configured = false WHERE NOT (unit_id = ANY(%s))", ([u.id for u in config.units],))
+
+
+# --- positions (no alert lock) ------------------------------------------------------------------
+
+
+def record_fix(conn: psycopg.Connection, *, unit_id: str, lat: float, lon: float, at: datetime, source: str) -> None:
+    """Store a unit's position; the newest fix becomes its current position."""
+    conn.execute(
+        "INSERT INTO unit_fixes (unit_id, lat, lon, at, source) VALUES (%s, %s, %s, %s, %s)"
+        " ON CONFLICT (unit_id) DO UPDATE SET lat = EXCLUDED.lat, lon = EXCLUDED.lon, at = EXCLUDED.at,"
+        " source = EXCLUDED.source WHERE unit_fixes.at <= EXCLUDED.at",
+        (unit_id, lat, lon, at, source),
+    )
+    conn.execute(
+        "INSERT INTO unit_positions (unit_id, at, lat, lon, source) VALUES (%s, %s, %s, %s, %s)",
+        (unit_id, at, lat, lon, source),
+    )
+    wake_dispatcher(conn, f"fix:{unit_id}")
+
+
+def record_tracker_fixes(conn: psycopg.Connection, *, fixes: Sequence[tuple[str, float, float, datetime]]) -> list[str]:
+    """Positions reported by GPS trackers, as (tracker device id, lat, lon, time); return the units moved.
+
+    A tracker that no unit carries moves nothing (it may be an e-bike's anti-theft tracker).
+    """
+    if not fixes:
+        return []
+    latest: dict[str, tuple[str, float, float, datetime]] = {}
+    for fix in fixes:
+        if fix[0] not in latest or latest[fix[0]][3] <= fix[3]:
+            latest[fix[0]] = fix
+    rows = conn.execute(
+        "SELECT unit_id, tracker FROM units WHERE tracker = ANY(%s) ORDER BY unit_id", (list(latest),)
+    ).fetchall()
+    moved = []
+    for unit_id, tracker in rows:
+        _, lat, lon, at = latest[tracker]
+        record_fix(conn, unit_id=unit_id, lat=lat, lon=lon, at=at, source=f"tracker:{tracker}")
+        moved.append(unit_id)
+    return moved
+
+
+# --- units --------------------------------------------------------------------------------------
+
+
+def unit_states(conn: psycopg.Connection, *, status: UnitStatus | None = None) -> list[UnitState]:
+    """Configured units with their current position, optionally only those of one status."""
+    where, params = "u.configured", []
+    if status is not None:
+        where += " AND u.status = %s"
+        params.append(status.value)
+    rows = conn.execute(
+        "SELECT u.unit_id, u.name, u.kind, u.site_id, u.speed_kmh, coalesce(f.lat, u.home_lat),"
+        " coalesce(f.lon, u.home_lon), f.at, u.status FROM units u LEFT JOIN unit_fixes f USING (unit_id)"
+        f" WHERE {where} ORDER BY u.unit_id",
+        params,
+    ).fetchall()
+    return [
+        UnitState(
+            unit_id=r[0],
+            name=r[1],
+            kind=r[2],
+            site_id=r[3],
+            speed_kmh=r[4],
+            lat=r[5],
+            lon=r[6],
+            fix_at=r[7],
+            status=UnitStatus(r[8]),
+        )
+        for r in rows
+    ]
+
+
+def list_units(conn: psycopg.Connection, *, unit_id: str | None = None) -> list[dict[str, Any]]:
+    """Units as the API shows them: position, status and the active assignment if any."""
+    where, params = "true", []
+    if unit_id is not None:
+        where, params = "u.unit_id = %s", [unit_id]
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT u.unit_id, u.name, u.kind, u.site_id, u.speed_kmh, u.tracker, u.status, u.status_at,"
+            " u.status_by, u.configured, coalesce(f.lat, u.home_lat) AS lat, coalesce(f.lon, u.home_lon) AS lon,"
+            " f.at AS fix_at, coalesce(f.source, 'home') AS fix_source,"
+            " (SELECT a.assignment_id FROM assignments a WHERE a.unit_id = u.unit_id"
+            "   AND a.state = ANY(%s) ORDER BY a.assignment_id DESC LIMIT 1) AS active_assignment_id"
+            f" FROM units u LEFT JOIN unit_fixes f USING (unit_id) WHERE {where} ORDER BY u.unit_id",
+            (list(ACTIVE_ASSIGNMENT_STATES), *params),
+        ).fetchall()
+    return jsonable(rows)
+
+
+def get_unit(conn: psycopg.Connection, unit_id: str) -> dict[str, Any]:
+    """One unit; :class:`NotFound` when there is none."""
+    rows = list_units(conn, unit_id=unit_id)
+    if not rows:
+        raise NotFound(f"no unit {unit_id!r}")
+    return rows[0]
+
+
+def set_unit_status(conn: psycopg.Connection, *, unit_id: str, status: UnitStatus, actor: str) -> UnitStatus:
+    """Set a unit's status; return the previous one. :class:`NotFound` for an unknown unit."""
+    lock_alerts(conn)
+    row = conn.execute("SELECT status FROM units WHERE unit_id = %s FOR UPDATE", (unit_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no unit {unit_id!r}")
+    conn.execute(
+        "UPDATE units SET status = %s, status_at = now(), status_by = %s WHERE unit_id = %s",
+        (status.value, actor, unit_id),
+    )
+    return UnitStatus(row[0])
+
+
+# --- assignments --------------------------------------------------------------------------------
+
+_ASSIGNMENT_COLUMNS = (
+    "a.assignment_id, a.alert_id, a.unit_id, a.tier, a.reason, a.state, a.eta_s, a.distance_m, a.assigned_at,"
+    " a.assigned_by, a.accepted_at, a.on_scene_at, a.on_scene_by, a.cleared_at, a.outcome, a.note"
+)
+
+
+def insert_assignment(
+    conn: psycopg.Connection,
+    *,
+    alert_id: int,
+    unit_id: str,
+    tier: int | None,
+    reason: str,
+    eta_s: float | None,
+    distance_m: float | None,
+    actor: str,
+) -> int:
+    """Assign a unit to an alert and mark it dispatched; return the assignment id."""
+    lock_alerts(conn)
+    row = conn.execute(
+        "INSERT INTO assignments (alert_id, unit_id, tier, reason, eta_s, distance_m, assigned_by)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING assignment_id",
+        (alert_id, unit_id, tier, reason, eta_s, distance_m, actor),
+    ).fetchone()
+    assert row is not None
+    conn.execute(
+        "UPDATE units SET status = 'dispatched', status_at = now(), status_by = %s WHERE unit_id = %s",
+        (actor, unit_id),
+    )
+    return int(row[0])
+
+
+def get_assignment(conn: psycopg.Connection, assignment_id: int, *, for_update: bool = False) -> dict[str, Any]:
+    """One assignment with its alert's state; :class:`NotFound` when there is none."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"SELECT {_ASSIGNMENT_COLUMNS}, al.state AS alert_state FROM assignments a"
+            " JOIN alerts al USING (alert_id) WHERE a.assignment_id = %s"
+            f"{' FOR UPDATE OF a' if for_update else ''}",
+            (assignment_id,),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no assignment {assignment_id}")
+    return row
+
+
+def list_assignments(
+    conn: psycopg.Connection,
+    *,
+    unit_id: str | None = None,
+    alert_id: int | None = None,
+    assignment_id: int | None = None,
+    states: Sequence[str] | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Assignments newest first, with the alert each is for."""
+    where, params = ["true"], []
+    if assignment_id is not None:
+        where.append("a.assignment_id = %s")
+        params.append(assignment_id)
+    if unit_id is not None:
+        where.append("a.unit_id = %s")
+        params.append(unit_id)
+    if alert_id is not None:
+        where.append("a.alert_id = %s")
+        params.append(alert_id)
+    if states:
+        where.append("a.state = ANY(%s)")
+        params.append(list(states))
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"SELECT {_ASSIGNMENT_COLUMNS}, al.type AS alert_type, al.severity, al.title, al.state AS alert_state,"
+            " al.site_id, al.zone, al.lat, al.lon, al.created_at AS alert_created_at,"
+            " (SELECT t.deadline_at FROM alert_tiers t WHERE t.alert_id = a.alert_id AND t.tier = a.tier)"
+            "   AS deadline_at"
+            f" FROM assignments a JOIN alerts al USING (alert_id) WHERE {' AND '.join(where)}"
+            " ORDER BY a.assignment_id DESC LIMIT %s",
+            (*params, limit),
+        ).fetchall()
+    return jsonable(rows)
+
+
+def update_assignment(conn: psycopg.Connection, *, assignment_id: int, state: AssignmentState, **fields: Any) -> None:
+    """Set an assignment's state and the given columns (accepted_at, on_scene_at, outcome...)."""
+    lock_alerts(conn)
+    allowed = {"accepted_at", "on_scene_at", "on_scene_by", "cleared_at", "outcome", "note"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"unknown assignment fields {sorted(unknown)}")
+    sets = ["state = %s", *(f"{k} = %s" for k in fields)]
+    conn.execute(
+        f"UPDATE assignments SET {', '.join(sets)} WHERE assignment_id = %s",
+        (state.value, *fields.values(), assignment_id),
+    )
+
+
+def active_assignments(conn: psycopg.Connection, *, alert_id: int) -> list[dict[str, Any]]:
+    """The alert's assignments still open (assigned, accepted, on scene)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_ASSIGNMENT_COLUMNS} FROM assignments a WHERE a.alert_id = %s AND a.state = ANY(%s)"
+            " ORDER BY a.assignment_id",
+            (alert_id, list(ACTIVE_ASSIGNMENT_STATES)),
+        ).fetchall()
+
+
+def en_route(conn: psycopg.Connection, *, max_fix_age_s: int) -> list[dict[str, Any]]:
+    """Units on their way (assigned or accepted) with their latest fix and the alert's location.
+
+    A fix older than ``max_fix_age_s`` before the assignment says nothing about arriving.
+    """
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT a.assignment_id, a.alert_id, a.unit_id, f.lat AS unit_lat, f.lon AS unit_lon, f.at AS fix_at,"
+            " al.lat AS alert_lat, al.lon AS alert_lon"
+            " FROM assignments a JOIN alerts al USING (alert_id) JOIN unit_fixes f USING (unit_id)"
+            " WHERE a.state IN ('assigned', 'accepted') AND al.lat IS NOT NULL"
+            " AND f.at >= a.assigned_at - make_interval(secs => %s)",
+            (max_fix_age_s,),
+        ).fetchall()
+
+
+# --- tier clocks --------------------------------------------------------------------------------
+
+
+def create_tiers(conn: psycopg.Connection, *, alert_id: int, tiers: Sequence[tuple[int, int, datetime]]) -> None:
+    """Start the clocks of the tiers an alert requested: (tier, units needed, deadline)."""
+    lock_alerts(conn)
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO alert_tiers (alert_id, tier, needed, deadline_at, next_check_at)"
+            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(alert_id, tier, needed, deadline, deadline) for tier, needed, deadline in tiers],
+        )
+
+
+def tiers_of(conn: psycopg.Connection, *, alert_id: int) -> list[dict[str, Any]]:
+    """The alert's tier clocks, tier 1 first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT alert_id, tier, needed, deadline_at, state, met_at, missed_at, arrived_at, escalations,"
+            " next_check_at FROM alert_tiers WHERE alert_id = %s ORDER BY tier FOR UPDATE",
+            (alert_id,),
+        ).fetchall()
+
+
+def update_tier(conn: psycopg.Connection, *, alert_id: int, tier: int, **fields: Any) -> None:
+    """Set columns of one tier clock (state, met_at, missed_at, arrived_at, escalations, next_check_at)."""
+    lock_alerts(conn)
+    allowed = {"state", "met_at", "missed_at", "arrived_at", "escalations", "next_check_at"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"unknown tier fields {sorted(unknown)}")
+    conn.execute(
+        f"UPDATE alert_tiers SET {', '.join(f'{k} = %s' for k in fields)} WHERE alert_id = %s AND tier = %s",
+        (*fields.values(), alert_id, tier),
+    )
+
+
+def due_tiers(conn: psycopg.Connection, *, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+    """Tier clocks whose next check is due, earliest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT t.alert_id, t.tier, t.state, t.deadline_at, t.escalations FROM alert_tiers t"
+            " WHERE t.next_check_at <= %s ORDER BY t.next_check_at LIMIT %s",
+            (now, limit),
+        ).fetchall()
+
+
+# --- outbox -------------------------------------------------------------------------------------
+
+
+def outbox_add(conn: psycopg.Connection, *, unit_id: str, topic: str, payload: dict[str, Any]) -> int:
+    """Queue a message for a unit's terminal; the dispatcher publishes it after commit."""
+    lock_alerts(conn)
+    row = conn.execute(
+        "INSERT INTO outbox (unit_id, topic, payload) VALUES (%s, %s, %s) RETURNING id",
+        (unit_id, topic, Jsonb(payload)),
+    ).fetchone()
+    assert row is not None
+    wake_dispatcher(conn, "outbox")
+    return int(row[0])
+
+
+def outbox_unsent(conn: psycopg.Connection, *, limit: int = 500) -> list[tuple[int, str, dict[str, Any]]]:
+    """Messages not yet published, oldest first: (id, topic, payload)."""
+    rows = conn.execute(
+        "SELECT id, topic, payload FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT %s", (limit,)
+    ).fetchall()
+    return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+
+
+def outbox_mark_sent(conn: psycopg.Connection, *, ids: Sequence[int]) -> None:
+    """Record that the broker has these messages (no alert lock: only the publisher writes sent_at)."""
+    if ids:
+        conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY(%s)", (list(ids),))
