@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ingest.mqtt import BrokerAddress, LinkState, Subscriber
-from ingest.writer import BatchDone, BatchIn, DatabaseStatus, run_writer
+from ingest.writer import BatchDone, BatchIn, DatabaseStatus, DetectorFactory, run_writer
 from watchpost import metrics
 from watchpost.config import WatchpostConfig
 from watchpost.model import ReceivedMessage
@@ -69,8 +69,10 @@ class IngestWorker:
         worker_id: str = "0",
         client_id: str | None = None,
         on_commit: Callable[[list[ReceivedMessage], datetime], None] | None = None,
+        detector_factory: DetectorFactory | None = None,
     ) -> None:
         self.config = config
+        self._detector_factory = detector_factory  # rule detectors, run in the writer's transaction
         self.worker_id = worker_id
         self._database_url = database_url
         self._queue: queue.SimpleQueue[ReceivedMessage] = queue.SimpleQueue()
@@ -97,7 +99,7 @@ class IngestWorker:
         self._db_detail = "not connected yet"
         self._writer_up = threading.Event()
         self._last_commit: datetime | None = None
-        self._counts = {"stored": 0, "duplicates": 0, "dead_letters": 0}
+        self._counts = {"stored": 0, "duplicates": 0, "dead_letters": 0, "alerts": 0, "detector_errors": 0}
         self._labels = {"worker": worker_id}
 
     # -- lifecycle --
@@ -164,7 +166,7 @@ class IngestWorker:
         ours, theirs = mp.Pipe()
         process = mp.get_context("spawn").Process(
             target=run_writer,
-            args=(theirs, self.config, self._database_url, self.worker_id),
+            args=(theirs, self.config, self._database_url, self.worker_id, self._detector_factory),
             name=f"watchpost-writer-{self.worker_id}",
             daemon=True,
         )
@@ -267,6 +269,11 @@ class IngestWorker:
         self._counts["stored"] += done.inserted
         self._counts["duplicates"] += duplicates
         self._counts["dead_letters"] += len(done.dead_reasons)
+        self._counts["alerts"] += done.alerts
+        if done.detector_error:
+            self._counts["detector_errors"] += 1
+            metrics.DETECTOR_ERRORS.labels(**self._labels).inc()
+        metrics.ALERTS_RAISED.labels(**self._labels).inc(done.alerts)
         metrics.STORED.labels(**self._labels).inc(done.inserted)
         metrics.DUPLICATES.labels(**self._labels).inc(duplicates)
         for topic, reason, detail in done.dead_details:

@@ -13,21 +13,36 @@ from __future__ import annotations
 import logging
 import signal
 import time
+import uuid
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
+from typing import Any, Protocol
 
 from ingest.normalise import Normaliser
 from watchpost import store
 from watchpost.config import WatchpostConfig
 from watchpost.model import DeadLetter, Event, ReceivedMessage
 
-__all__ = ["BatchDone", "BatchIn", "DatabaseStatus", "run_writer"]
+__all__ = ["BatchDone", "BatchIn", "DatabaseStatus", "Detector", "DetectorFactory", "run_writer"]
 
 log = logging.getLogger("watchpost.ingest.writer")
 
 _MAINTENANCE_EVERY = timedelta(hours=1)
+
+
+class Detector(Protocol):
+    """Looks at a batch's new events inside the transaction that stores them (rule detectors)."""
+
+    def evaluate(self, conn: Any, events: Sequence[Event]) -> Sequence[Any]: ...
+
+
+# Called in the writer process with the configuration; must be picklable (a class or a
+# module-level function), because the writer is a spawned process. The entry point passes
+# detectors.rules.RuleEngine: ingest itself never imports the detectors.
+DetectorFactory = Callable[[WatchpostConfig], Detector]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +64,8 @@ class BatchDone:
     dead_details: list[tuple[str, str, str]] = field(default_factory=list)  # topic, reason, detail
     commit_seconds: float = 0.0
     committed_at: float = 0.0  # epoch seconds
+    alerts: int = 0  # alerts raised or updated by the detectors in the same transaction
+    detector_error: str = ""  # a detector failed on this batch: events stored, its alerts not raised
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,15 +76,30 @@ class DatabaseStatus:
     detail: str
 
 
-def run_writer(channel: Connection, config: WatchpostConfig, database_url: str, worker_id: str) -> None:
+def run_writer(
+    channel: Connection,
+    config: WatchpostConfig,
+    database_url: str,
+    worker_id: str,
+    detector_factory: DetectorFactory | None = None,
+) -> None:
     """Entry point of the writer process: serve batches until told to stop or the receiver goes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the receiver's to handle
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _Writer(channel, config, database_url, worker_id).serve()
+    detector = detector_factory(config) if detector_factory is not None else None
+    _Writer(channel, config, database_url, worker_id, detector).serve()
 
 
 class _Writer:
-    def __init__(self, channel: Connection, config: WatchpostConfig, database_url: str, worker_id: str) -> None:
+    def __init__(
+        self,
+        channel: Connection,
+        config: WatchpostConfig,
+        database_url: str,
+        worker_id: str,
+        detector: Detector | None = None,
+    ) -> None:
+        self.detector = detector
         self.channel = channel
         self.config = config
         self.database_url = database_url
@@ -130,7 +162,7 @@ class _Writer:
         written = self._write(events, dead)
         if written is None:
             return None
-        inserted, seconds = written
+        inserted, seconds, alerts, detector_error = written
         return BatchDone(
             seq=batch.seq,
             events=len(events),
@@ -139,10 +171,15 @@ class _Writer:
             dead_details=[(d.topic, d.reason.value, d.detail) for d in dead],
             commit_seconds=seconds,
             committed_at=time.time(),
+            alerts=alerts,
+            detector_error=detector_error,
         )
 
-    def _write(self, events: list[Event], dead: list[DeadLetter]) -> tuple[int, float] | None:
-        """One transaction for the batch, retried with backoff until it commits; None if told to stop."""
+    def _write(self, events: list[Event], dead: list[DeadLetter]) -> tuple[int, float, int, str] | None:
+        """One transaction for the batch, retried with backoff until it commits; None if told to stop.
+
+        Returns (new events, seconds, alerts raised or updated, detector error or "").
+        """
         delay = 0.2
         while True:
             try:
@@ -154,11 +191,15 @@ class _Writer:
                         self.conn, days={e.occurred_at.date() for e in events}, cache=self.partitions
                     )
                 started = time.perf_counter()
+                alerts, detector_error = 0, ""
                 with self.conn.transaction():
-                    inserted = store.insert_events(self.conn, events=events)
+                    fresh: set[uuid.UUID] | None = set() if self.detector is not None else None
+                    inserted = store.insert_events(self.conn, events=events, fresh=fresh)
                     store.insert_dead_letters(self.conn, letters=dead)
+                    if fresh:
+                        alerts, detector_error = self._detect(events, fresh)
                 self._status(True, "ok")
-                return inserted, time.perf_counter() - started
+                return inserted, time.perf_counter() - started, alerts, detector_error
             except Exception as exc:  # the retry boundary: the batch is kept, nothing is acked
                 self._status(False, f"{type(exc).__name__}: {exc}".strip())
                 if isinstance(exc, store.DatabaseError):
@@ -172,6 +213,34 @@ class _Writer:
                 if self.stopping:
                     return None
                 delay = min(delay * 2, 5.0)
+
+    def _detect(self, events: list[Event], fresh: set[uuid.UUID]) -> tuple[int, str]:
+        """Run the detectors on the batch's new events in a savepoint of the batch's transaction.
+
+        A detector that fails on a batch (a bug, not an outage) must not stop ingest: its
+        savepoint is rolled back, the events are still committed, and the failure is
+        logged and counted. A database error is an outage: it fails the whole batch, which
+        is retried, so no alert is lost to a dropped connection.
+        """
+        assert self.conn is not None and self.detector is not None
+        seen: set[uuid.UUID] = set()
+        new = []
+        for event in events:
+            if event.event_id in fresh and event.event_id not in seen:
+                seen.add(event.event_id)
+                new.append(event)
+        try:
+            with self.conn.transaction():
+                return len(self.detector.evaluate(self.conn, new)), ""
+        except store.DatabaseError as exc:
+            if self.conn.closed or self.conn.broken or isinstance(exc, store.OperationalError):
+                raise
+            error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a detector bug: keep the events, say so loudly
+            error = f"{type(exc).__name__}: {exc}"
+        log.error("detectors failed on a batch, events stored without their alerts: worker=%s events=%d error=%s",
+                  self.worker_id, len(new), error)  # fmt: skip
+        return 0, error
 
     def _connect(self) -> None:
         self.conn = store.connect(self.database_url, application_name=f"watchpost-ingest-{self.worker_id}")

@@ -58,4 +58,4 @@ def test_check_config_reports_file_and_line(capsys, tmp_path):
     assert main(["--config", str(bad), "check-config"]) == 2
     assert f"{bad}:3: ingest.batch_max" in capsys.readouterr().err
     assert main(["check-config"]) == 0
-    assert "19 devices" in capsys.readouterr().out
+    assert "20 devices" in capsys.readouterr().out
