@@ -316,7 +316,7 @@ class RuleEngine:
                 now = e.occurred_at
                 recent_since = (now - timedelta(seconds=rule.window_s - 60)).replace(second=0, microsecond=0)
                 baseline_since = recent_since - timedelta(seconds=rule.baseline_s)
-                recent, baseline = store.rate_window(
+                recent, baseline, first = store.rate_window(
                     conn,
                     device_id=device_id,
                     kinds=rule.kinds,
@@ -324,6 +324,9 @@ class RuleEngine:
                     baseline_since=baseline_since,
                     until=now,
                 )
+                # Judge a surge only against history: at least half the baseline must be on record.
+                if first is None or first > baseline_since + timedelta(seconds=rule.baseline_s / 2):
+                    continue
                 expected = baseline * rule.window_s / rule.baseline_s
                 if recent < rule.min_count or recent < rule.factor * max(expected, 1.0):
                     continue

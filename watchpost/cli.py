@@ -103,7 +103,16 @@ def _parser() -> argparse.ArgumentParser:
         help="stable id of this worker; its MQTT session is resumed by it",
     )
     ingest.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus metrics on this port")
+    ingest.add_argument("--no-rules", action="store_true", help="store events only; raise no alerts")
     ingest.set_defaults(handler=_cmd_ingest)
+
+    disp = sub.add_parser("dispatch", help="the dispatcher: units, 1-3-5 clocks, escalation, clock-driven rules")
+    disp.add_argument(
+        "--name",
+        default=os.environ.get("WATCHPOST_DISPATCHER", "dispatcher-0"),
+        help="name of this dispatcher (several may run: one leads, the rest stand by)",
+    )
+    disp.set_defaults(handler=_cmd_dispatch)
 
     api = sub.add_parser("api", help="the HTTP API alone")
     api.set_defaults(handler=_cmd_api)
@@ -205,6 +214,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from api.app import create_app
+    from detectors.rules import RuleEngine
     from ingest.mqtt import BrokerAddress
     from ingest.pipeline import IngestWorker
 
@@ -213,18 +223,24 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     assert services.database_url and services.broker_url
     stop = threading.Event()
     workers: list[IngestWorker] = []
+    dispatcher = None
     try:
         layout = _prepare_database(services.database_url, config)
         broker = BrokerAddress.parse(services.broker_url)
         for i in range(max(1, args.workers)):
             workers.append(
                 IngestWorker(
-                    config=config, database_url=services.database_url, broker=broker, worker_id=f"run-{i}"
+                    config=config,
+                    database_url=services.database_url,
+                    broker=broker,
+                    worker_id=f"run-{i}",
+                    detector_factory=RuleEngine,
                 ).start()
             )
         for w in workers:
             if not w.wait_ready(15):
                 print(f"ingest worker {w.worker_id}: not subscribed yet ({w.subscriber.detail or 'no answer'})")
+        dispatcher = _dispatcher(config, services.database_url, broker, name="run-dispatcher").start()
         sim_thread = None
         if not args.no_simulator:
             from ingest.simulator import Simulator
@@ -235,7 +251,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         app = create_app(
             config=config,
             database_url=services.database_url,
-            health_sources=[_health_source(w) for w in workers],
+            health_sources=[*(_health_source(w) for w in workers), _dispatcher_health(dispatcher)],
         )
         print(
             f"Watchpost is running: http://{settings.api_host}:{settings.api_port}"
@@ -245,8 +261,64 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
     finally:
         stop.set()
+        if dispatcher is not None:
+            dispatcher.stop()
         for w in workers:
             w.stop()
+        services.stop()
+    return 0
+
+
+def _dispatcher(config: WatchpostConfig, database_url: str, broker, *, name: str):  # type: ignore[no-untyped-def]
+    """A dispatcher that also runs the clock-driven rules (offline, held open, response level)."""
+    from detectors.sentinel import Sentinel
+    from dispatch.service import Dispatcher
+
+    sentinel = Sentinel(config)
+    return Dispatcher(
+        config=config,
+        database_url=database_url,
+        broker=broker,
+        name=name,
+        periodic=[lambda conn, now: sentinel.check(conn, now=now)],
+    )
+
+
+def _dispatcher_health(dispatcher):  # type: ignore[no-untyped-def]
+    def report() -> dict[str, object]:
+        h = dispatcher.health()
+        return {
+            "dispatcher": h.name,
+            "healthy": h.healthy,
+            "leader": h.leader,
+            "database_ok": h.database_ok,
+            "detail": h.detail,
+            "broker": h.broker,
+            "last_pass_at": h.last_pass_at.isoformat() if h.last_pass_at else None,
+            "outbox_in_flight": h.outbox_in_flight,
+        }
+
+    return report
+
+
+def _cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.mqtt import BrokerAddress
+
+    config = _config(args, settings)
+    services = _services(settings)
+    assert services.database_url and services.broker_url
+    try:
+        _prepare_database(services.database_url, config)
+        dispatcher = _dispatcher(
+            config, services.database_url, BrokerAddress.parse(services.broker_url), name=str(args.name)
+        ).start()
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        print(f"dispatcher {args.name} started (one leads; others stand by)", flush=True)
+        while not stopping.wait(1.0):
+            pass
+        dispatcher.stop()
+    finally:
         services.stop()
     return 0
 
@@ -274,6 +346,7 @@ def _health_source(worker):  # type: ignore[no-untyped-def]
 def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from prometheus_client import start_http_server
 
+    from detectors.rules import RuleEngine
     from ingest.mqtt import BrokerAddress, LinkState
     from ingest.pipeline import IngestWorker
 
@@ -289,6 +362,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             database_url=services.database_url,
             broker=BrokerAddress.parse(services.broker_url),
             worker_id=str(args.worker_id),
+            detector_factory=None if args.no_rules else RuleEngine,
         ).start()
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())

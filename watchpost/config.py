@@ -226,6 +226,12 @@ class StorageConfig(_Model):
     event_retention_days: int = Field(default=90, ge=1, description="Events older than this are dropped")
     dead_letter_retention_days: int = Field(default=30, ge=1, description="Dead letters kept this long")
     compress_after_days: int = Field(default=7, ge=1, description="TimescaleDB compresses chunks this old")
+    feed_retention_days: int = Field(
+        default=30, ge=1, description="Live-stream entries and sent unit messages are kept this long for resuming"
+    )
+    rate_retention_days: int = Field(
+        default=7, ge=1, description="Per-minute event counts (surge baselines) are kept this long"
+    )
 
 
 # --------------------------------------------------------------------------- alerts and rules

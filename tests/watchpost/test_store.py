@@ -137,3 +137,21 @@ def test_device_counts_cover_configured_devices(db):
     assert rows["lotus-gate-n"]["events"] == 2
     assert rows["lotus-gate-n"]["by_kind"] == {"access": 2}
     assert rows["lotus-sos-1"]["events"] == 0 and rows["lotus-sos-1"]["last_received"] is None
+
+
+def test_retention_reaches_the_feed_sent_unit_messages_positions_and_rates(db, demo_config):
+    """Old feed entries, sent unit messages, unit positions and minute rates go; recent and unsent ones stay."""
+    now = datetime.now(UTC)
+    old = now - timedelta(days=400)
+    db.execute("INSERT INTO feed (at, kind, body) VALUES (%s, 'old', '{}'), (%s, 'new', '{}')", (old, now))
+    db.execute(
+        "INSERT INTO outbox (created_at, unit_id, topic, payload, sent_at) VALUES"
+        " (%s, 'u', 't', '{}', %s), (%s, 'u', 't', '{}', NULL), (%s, 'u', 't', '{}', %s)",
+        (old, old, old, now, now),
+    )
+    db.execute("INSERT INTO unit_positions VALUES ('u', %s, 1, 2, 't'), ('u', %s, 1, 2, 't')", (old, now))
+    db.execute("INSERT INTO event_rates VALUES ('d', 'k', %s, 1), ('d', 'k', %s, 1)", (old, now))
+    dropped = store.drop_expired(db, storage=demo_config.storage, now=now)
+    assert (dropped["feed"], dropped["outbox"], dropped["unit_positions"], dropped["event_rates"]) == (1, 1, 1, 1)
+    assert db.execute("SELECT kind FROM feed").fetchall() == [("new",)]
+    assert db.execute("SELECT count(*) FROM outbox").fetchone()[0] == 2  # the unsent one waits for its broker

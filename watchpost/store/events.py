@@ -392,6 +392,14 @@ def drop_expired(conn: psycopg.Connection, *, storage: StorageConfig, now: datet
     dropped["event_keys"] = conn.execute("DELETE FROM event_keys WHERE occurred_at < %s", (cutoff,)).rowcount
     dead_cutoff = now - timedelta(days=storage.dead_letter_retention_days)
     dropped["dead_letters"] = conn.execute("DELETE FROM dead_letters WHERE last_seen < %s", (dead_cutoff,)).rowcount
+    dropped["unit_positions"] = conn.execute("DELETE FROM unit_positions WHERE at < %s", (cutoff,)).rowcount
+    feed_cutoff = now - timedelta(days=storage.feed_retention_days)
+    dropped["feed"] = conn.execute("DELETE FROM feed WHERE at < %s", (feed_cutoff,)).rowcount
+    dropped["outbox"] = conn.execute(
+        "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < %s", (feed_cutoff,)
+    ).rowcount
+    rate_cutoff = now - timedelta(days=storage.rate_retention_days)
+    dropped["event_rates"] = conn.execute("DELETE FROM event_rates WHERE minute < %s", (rate_cutoff,)).rowcount
     return dropped
 
 

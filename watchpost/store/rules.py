@@ -212,14 +212,16 @@ def rate_window(
     recent_since: datetime,
     baseline_since: datetime,
     until: datetime,
-) -> tuple[int, int]:
-    """Events of a device in [recent_since, until] and in [baseline_since, recent_since)."""
+) -> tuple[int, int, datetime | None]:
+    """Events of a device in [recent_since, until], in [baseline_since, recent_since), and the first
+    minute on record for it within the baseline (None when there is none): a baseline that
+    began only minutes ago is no baseline."""
     row = conn.execute(
-        "SELECT coalesce(sum(n) FILTER (WHERE minute >= %s), 0), coalesce(sum(n) FILTER (WHERE minute < %s), 0)"
-        " FROM event_rates WHERE device_id = %s AND kind = ANY(%s) AND minute >= %s AND minute <= %s",
+        "SELECT coalesce(sum(n) FILTER (WHERE minute >= %s), 0), coalesce(sum(n) FILTER (WHERE minute < %s), 0),"
+        " min(minute) FROM event_rates WHERE device_id = %s AND kind = ANY(%s) AND minute >= %s AND minute <= %s",
         (recent_since, recent_since, device_id, list(kinds), baseline_since, until),
     ).fetchone()
-    return (int(row[0]), int(row[1])) if row else (0, 0)
+    return (int(row[0]), int(row[1]), row[2]) if row else (0, 0, None)
 
 
 # --- doors and silence --------------------------------------------------------------------------
