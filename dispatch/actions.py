@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from dispatch.planner import Pick, Target, rank_units
+from dispatch.planner import Pick, Target
 from watchpost import store
 from watchpost.config import WatchpostConfig
 from watchpost.model import AlertState, AssignmentState, Conflict, NotFound, Outcome, Severity, UnitStatus
@@ -47,59 +47,82 @@ def dispatch_alert(conn: psycopg.Connection, *, config: WatchpostConfig, alert_i
     Tier k's deadline is the alert's creation plus the k-th 1-3-5 deadline. Units are taken
     in ETA order, so tier 1 gets the nearest. A tier with no free unit keeps its clock and
     tries again every few seconds; past its deadline it escalates. Returns the assignments.
+    Statements whose answers are not needed at once are pipelined: a dispatch costs a few
+    round trips to the database, not one per row.
     """
-    store.lock_alerts(conn)
-    alert = store.get_alert_row(conn, alert_id)
-    if AlertState(alert["state"]).final or store.tiers_of(conn, alert_id=alert_id):
-        return []
-    wanted = config.dispatch.severity_tiers.get(Severity(alert["severity"]).value, [])
-    if not wanted:
-        return []
-    created: datetime = alert["created_at"]
-    deadlines = config.dispatch.tier_deadlines_s
-    store.create_tiers(
-        conn,
-        alert_id=alert_id,
-        tiers=[(tier, 1, created + timedelta(seconds=deadlines[tier - 1])) for tier in sorted(set(wanted))],
-    )
-    picks = _rank(conn, config, alert)
-    made = []
-    for tier, pick in zip(sorted(set(wanted)), picks, strict=False):
-        made.append(_send(conn, config, alert, pick, tier=tier, reason="dispatch", actor="dispatcher"))
-    for tier in sorted(set(wanted))[len(picks) :]:
-        store.update_tier(conn, alert_id=alert_id, tier=tier, next_check_at=now + timedelta(seconds=NO_UNIT_RETRY_S))
-    if made:
-        store.advance_alert(
-            conn,
-            alert_id=alert_id,
-            to=AlertState.DISPATCHED,
-            action="dispatch",
-            actor="dispatcher",
-            detail={"assignments": made},
-        )
-        store.append_feed(conn, kind="dispatched", alert_id=alert_id)
-    else:
-        store.record_transition(
-            conn,
-            alert_id=alert_id,
-            action="no_unit",
-            from_state=AlertState(alert["state"]),
-            to_state=AlertState(alert["state"]),
-            actor="dispatcher",
-            detail={"tiers": sorted(set(wanted))},
-        )
-        store.append_feed(conn, kind="no_unit", alert_id=alert_id, body={"tiers": sorted(set(wanted))})
-    return made
+    with conn.pipeline():
+        store.lock_alerts(conn)
+        alert, started = store.alert_for_dispatch(conn, alert_id)
+        state = AlertState(alert["state"])
+        if state.final or started:
+            return []
+        wanted = sorted(set(config.dispatch.severity_tiers.get(Severity(alert["severity"]).value, [])))
+        if not wanted:
+            return []
+        deadlines = {tier: _deadline(config, alert, tier) for tier in wanted}
+        store.create_tiers(conn, alert_id=alert_id, tiers=[(tier, 1, deadlines[tier]) for tier in wanted])
+        picks = _rank(conn, config, alert, limit=len(wanted))
+        sent = [
+            _send(conn, config, alert, pick, tier=tier, reason="dispatch", actor="dispatcher")
+            for tier, pick in zip(wanted, picks, strict=False)
+        ]
+        for tier in wanted[len(picks) :]:
+            store.update_tier(
+                conn, alert_id=alert_id, tier=tier, next_check_at=now + timedelta(seconds=NO_UNIT_RETRY_S)
+            )
+        made = [_assignment_id(cursor) for cursor in sent]
+        if made:
+            store.advance_alert(
+                conn,
+                alert_id=alert_id,
+                to=AlertState.DISPATCHED,
+                action="dispatch",
+                actor="dispatcher",
+                detail={"assignments": made},
+                current=state,
+            )
+            store.append_feed(conn, kind="dispatched", alert_id=alert_id)
+        else:
+            store.record_transition(
+                conn,
+                alert_id=alert_id,
+                action="no_unit",
+                from_state=state,
+                to_state=state,
+                actor="dispatcher",
+                detail={"tiers": wanted},
+            )
+            store.append_feed(conn, kind="no_unit", alert_id=alert_id, body={"tiers": wanted})
+        return made
+
+
+def _assignment_id(cursor: Any) -> int:
+    row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _deadline(config: WatchpostConfig, alert: dict[str, Any], tier: int | None) -> datetime | None:
+    if tier is None:
+        return None
+    return alert["created_at"] + timedelta(seconds=config.dispatch.tier_deadlines_s[tier - 1])
 
 
 def _target(alert: dict[str, Any]) -> Target:
     return Target(site_id=alert["site_id"], lat=alert["lat"], lon=alert["lon"])
 
 
-def _rank(conn: psycopg.Connection, config: WatchpostConfig, alert: dict[str, Any]) -> list[Pick]:
-    busy = [a["unit_id"] for a in store.active_assignments(conn, alert_id=alert["alert_id"])]
-    units = store.unit_states(conn, status=UnitStatus.AVAILABLE)
-    return rank_units(units, _target(alert), route_factor=config.dispatch.route_factor, exclude=busy)
+def _rank(conn: psycopg.Connection, config: WatchpostConfig, alert: dict[str, Any], *, limit: int = 1) -> list[Pick]:
+    """The best free units for the alert (units already on it are not free: they are dispatched)."""
+    ranked = store.rank_available(
+        conn,
+        site_id=alert["site_id"],
+        lat=alert["lat"],
+        lon=alert["lon"],
+        route_factor=config.dispatch.route_factor,
+        limit=limit,
+    )
+    return [Pick(unit.unit_id, eta_s, distance) for unit, eta_s, distance in ranked]
 
 
 def _send(
@@ -111,19 +134,48 @@ def _send(
     tier: int | None,
     reason: str,
     actor: str,
-) -> int:
-    assignment_id = store.insert_assignment(
+) -> Any:
+    """Assign the picked unit and queue its assignment message; returns the statement's cursor
+    (its row is the assignment id), so that in pipeline mode several sends cost one round trip."""
+    eta_s = None if pick.eta_s is None else round(pick.eta_s, 1)
+    distance = None if pick.distance_m is None else round(pick.distance_m, 1)
+    message = {
+        "type": "assignment",
+        "assignment": store.jsonable(
+            {
+                "assignment_id": None,  # filled in by the server
+                "alert_id": alert["alert_id"],
+                "unit_id": pick.unit_id,
+                "tier": tier,
+                "reason": reason,
+                "state": AssignmentState.ASSIGNED.value,
+                "eta_s": eta_s,
+                "distance_m": distance,
+                "assigned_at": None,  # filled in by the server
+                "assigned_by": actor,
+                "deadline_at": _deadline(config, alert, tier),
+                "alert_type": alert["type"],
+                "severity": alert["severity"],
+                "title": alert["title"],
+                "site_id": alert["site_id"],
+                "zone": alert["zone"],
+                "lat": alert["lat"],
+                "lon": alert["lon"],
+                "alert_created_at": alert["created_at"],
+            }
+        ),
+    }
+    return store.insert_assignment(
         conn,
         alert_id=alert["alert_id"],
         unit_id=pick.unit_id,
         tier=tier,
         reason=reason,
-        eta_s=None if pick.eta_s is None else round(pick.eta_s, 1),
-        distance_m=None if pick.distance_m is None else round(pick.distance_m, 1),
+        eta_s=eta_s,
+        distance_m=distance,
         actor=actor,
+        message=(config.dispatch.unit_topic.replace("{unit}", pick.unit_id), message),
     )
-    _tell_unit(conn, config, assignment_id, "assignment")
-    return assignment_id
 
 
 def _tell_unit(conn: psycopg.Connection, config: WatchpostConfig, assignment_id: int, message: str) -> None:
@@ -216,7 +268,9 @@ def _fill(
         retry = min(deadline, now + timedelta(seconds=NO_UNIT_RETRY_S))
         store.update_tier(conn, alert_id=alert_id, tier=tier, next_check_at=retry)
         return
-    assignment_id = _send(conn, config, alert, picks[0], tier=tier, reason="dispatch", actor="dispatcher")
+    assignment_id = _assignment_id(
+        _send(conn, config, alert, picks[0], tier=tier, reason="dispatch", actor="dispatcher")
+    )
     store.update_tier(conn, alert_id=alert_id, tier=tier, next_check_at=deadline)
     store.advance_alert(
         conn,
@@ -252,7 +306,7 @@ def escalate(
     assignment_id = None
     if picks:
         pick = picks[0]
-        assignment_id = _send(conn, config, alert, pick, tier=tier, reason="escalation", actor=actor)
+        assignment_id = _assignment_id(_send(conn, config, alert, pick, tier=tier, reason="escalation", actor=actor))
         wait = (pick.eta_s or 0.0) + config.dispatch.escalation_grace_s
     else:
         wait = float(NO_UNIT_RETRY_S)
@@ -398,6 +452,7 @@ def _db_now(conn: psycopg.Connection) -> datetime:
 
 def acknowledge(conn: psycopg.Connection, *, alert_id: int, actor: str, note: str = "") -> None:
     """An operator has seen the alert."""
+    store.lock_alerts(conn)
     store.advance_alert(
         conn,
         alert_id=alert_id,
@@ -552,7 +607,7 @@ def assign(
     alert = store.get_alert_row(conn, alert_id, for_update=True)
     if AlertState(alert["state"]).final:
         raise Conflict(f"alert {alert_id} is {alert['state']}")
-    unit = next((u for u in store.unit_states(conn) if u.unit_id == unit_id), None)
+    unit = next(iter(store.unit_states(conn, unit_id=unit_id)), None)
     if unit is None:
         raise NotFound(f"no unit {unit_id!r}")
     if unit.status is not UnitStatus.AVAILABLE:
@@ -560,7 +615,7 @@ def assign(
     from dispatch.planner import eta
 
     pick = eta(unit, _target(alert), route_factor=config.dispatch.route_factor) or Pick(unit_id, None, None)
-    assignment_id = _send(conn, config, alert, pick, tier=tier, reason="manual", actor=actor)
+    assignment_id = _assignment_id(_send(conn, config, alert, pick, tier=tier, reason="manual", actor=actor))
     store.advance_alert(
         conn,
         alert_id=alert_id,

@@ -181,7 +181,7 @@ def _scratch_database(url: str, config: WatchpostConfig) -> Iterator[str]:
     try:
         with store.connect(scratch) as conn:
             store.migrate(conn, storage=config.storage)
-            store.sync_config(conn, config=config)
+            store.sync_configuration(conn, config=config)
         yield scratch
     finally:
         with psycopg.connect(url, autocommit=True) as admin:

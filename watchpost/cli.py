@@ -144,6 +144,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     b_ingest.add_argument("--json", action="store_true", help="print one JSON object")
     b_ingest.set_defaults(handler=_cmd_bench_ingest)
+    b_alerts = bench_sub.add_parser("alerts", help="publish -> alert on the SSE stream and on the unit's topic")
+    b_alerts.add_argument("--rate", type=float, default=2000.0, help="background ordinary events per second")
+    b_alerts.add_argument("--probes", type=int, default=80, help="alert-raising events to time")
+    b_alerts.add_argument("--interval", type=float, default=0.25, help="seconds between probes")
+    b_alerts.add_argument("--broker", help="broker URL (default: a private Mosquitto, as for bench ingest)")
+    b_alerts.add_argument("--json", action="store_true", help="print one JSON object")
+    b_alerts.set_defaults(handler=_cmd_bench_alerts)
 
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(handler=_cmd_migrate)
@@ -439,26 +446,51 @@ def _cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.bench import run_ingest_bench
+def _bench_broker(args: argparse.Namespace, settings: Settings, services) -> str:  # type: ignore[no-untyped-def]
+    """The broker a benchmark measures: --broker, else a private Mosquitto with the production settings."""
     from watchpost.embedded import start_broker, start_mosquitto
+
+    # A stock Mosquitto drops what one client has not acknowledged past a few MB, which
+    # would measure the broker's limits, not ours.
+    return (
+        args.broker
+        or start_mosquitto(
+            settings.data_dir / "bench-mosquitto",
+            services,
+            production_conf=_ROOT / "deploy" / "mosquitto" / "mosquitto.conf",
+        )
+        or start_broker(settings.data_dir / "bench-broker", services)
+    )
+
+
+def _cmd_bench_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from dispatch.bench import run_alerts_bench
 
     config = _config(args, settings)
     services = _services(settings, need_broker=False)
     assert services.database_url
     try:
-        # A stock Mosquitto drops what one client has not acknowledged past a few MB, which
-        # would measure the broker's limits, not ours: by default the benchmark runs its own
-        # broker with the production settings from deploy/mosquitto.
-        broker_url = (
-            args.broker
-            or start_mosquitto(
-                settings.data_dir / "bench-mosquitto",
-                services,
-                production_conf=_ROOT / "deploy" / "mosquitto" / "mosquitto.conf",
-            )
-            or start_broker(settings.data_dir / "bench-broker", services)
+        return run_alerts_bench(
+            config=config,
+            database_url=services.database_url,
+            broker_url=_bench_broker(args, settings, services),
+            background_rate=args.rate,
+            probes=args.probes,
+            probe_interval=args.interval,
+            as_json=args.json,
         )
+    finally:
+        services.stop()
+
+
+def _cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.bench import run_ingest_bench
+
+    config = _config(args, settings)
+    services = _services(settings, need_broker=False)
+    assert services.database_url
+    try:
+        broker_url = _bench_broker(args, settings, services)
         return run_ingest_bench(
             config=config,
             database_url=services.database_url,

@@ -262,3 +262,35 @@ def test_a_busy_unit_cannot_be_assigned_twice_but_can_be_reassigned(db, config):
     with pytest.raises(Conflict):
         with db.transaction():
             actions.set_unit_status(db, unit_id="lotus-car-1", status=UnitStatus.OFF_DUTY, actor="unit:lotus-car-1")
+
+
+def test_the_databases_ranking_agrees_with_the_planner(db, config):
+    """rank_available (in SQL, for speed) orders 300 random units exactly as dispatch.planner.rank_units does."""
+    import random
+
+    from dispatch.planner import Target, rank_units
+    from watchpost.config import UnitConfig
+
+    rng = random.Random(5)
+    units = [
+        UnitConfig(
+            id=f"r-{i:03d}",
+            kind=rng.choice(["foot", "ebike", "car", "post"]),
+            site=rng.choice(["lotus", "bamboo"]),
+            speed_kmh=rng.choice([None, 4.0, 25.0]),
+            position={"lat": 30.28 + rng.uniform(-0.02, 0.02), "lon": 120.16 + rng.uniform(-0.02, 0.02)},
+        )
+        for i in range(300)
+    ]
+    store.sync_configuration(db, config=config.model_copy(update={"units": units}))
+    states = store.unit_states(db, status=UnitStatus.AVAILABLE)
+    targets = [Target("lotus", 30.275, 120.155), Target("bamboo", 30.29, 120.17), Target("lotus", None, None)]
+    for target in targets:
+        expected = rank_units(states, target, route_factor=1.3)[:40]
+        got = store.rank_available(
+            db, site_id=target.site_id, lat=target.lat, lon=target.lon, route_factor=1.3, limit=40
+        )
+        assert [u.unit_id for u, _, _ in got] == [p.unit_id for p in expected]
+        for (_, eta_s, _), pick in zip(got, expected, strict=True):
+            assert (eta_s is None) == (pick.eta_s is None)
+            assert eta_s is None or eta_s == pytest.approx(pick.eta_s, rel=1e-9, abs=1e-6)

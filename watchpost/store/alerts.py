@@ -198,16 +198,18 @@ def advance_alert(
     actor: str,
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,
+    current: AlertState | None = None,
 ) -> AlertState:
     """Move an open alert forward to ``to`` (never back) and record the action; return its state.
 
     The action is recorded even when the state does not move (an acknowledgement after a
     unit is already on scene is still a fact of the timeline). The state's own timestamp
     column is set the first time it is reached. A final alert raises :class:`Conflict`.
+    The caller holds the alert lock; a caller that read the alert under it may pass its
+    ``current`` state and save a round trip.
     """
-    lock_alerts(conn)
-    row = get_alert_row(conn, alert_id, for_update=True)
-    current = AlertState(row["state"])
+    if current is None:
+        current = AlertState(get_alert_row(conn, alert_id, for_update=True)["state"])
     if current.final:
         raise Conflict(f"alert {alert_id} is {current.value}")
     new = to if to.rank > current.rank else current
@@ -276,24 +278,40 @@ def finish_alert(
 
 
 def append_feed(
-    conn: psycopg.Connection, *, kind: str, alert_id: int | None, body: dict[str, Any] | None = None
+    conn: psycopg.Connection,
+    *,
+    kind: str,
+    alert_id: int | None,
+    body: dict[str, Any] | None = None,
+    unit_ids: list[str] | None = None,
 ) -> int:
-    """Append a feed entry carrying the alert's current snapshot; listeners hear of it at commit."""
+    """Append a feed entry carrying the alert's current snapshot; listeners hear of it at commit.
+
+    ``unit_ids`` says which units' streams see the entry; for an alert it is every unit ever
+    assigned to it. One round trip: the snapshot is built by the server.
+    """
     lock_alerts(conn)
-    payload: dict[str, Any] = {"kind": kind, **(body or {})}
-    units: list[str] = []
-    if alert_id is not None:
-        snapshot = alert_snapshot(conn, alert_id)
-        payload["alert"] = snapshot
-        units = sorted({a["unit_id"] for a in snapshot["assignments"]})
-    row = conn.execute(
-        "INSERT INTO feed (kind, alert_id, unit_ids, body) VALUES (%s, %s, %s, %s) RETURNING id",
-        (kind, alert_id, units, Jsonb(payload)),
-    ).fetchone()
+    payload = Jsonb({"kind": kind, **(body or {})})
+    if alert_id is None:
+        row = conn.execute(
+            "WITH f AS (INSERT INTO feed (kind, alert_id, unit_ids, body) VALUES (%s, NULL, %s, %s) RETURNING id)"
+            " SELECT id, pg_notify(%s, id::text) FROM f",
+            (kind, unit_ids or [], payload, FEED_CHANNEL),
+        ).fetchone()
+    else:
+        row = conn.execute(
+            "WITH s AS (SELECT wp_alert_snapshot(%s) AS snap),"
+            " f AS (INSERT INTO feed (kind, alert_id, unit_ids, body)"
+            "   SELECT %s, %s, ARRAY(SELECT DISTINCT x ->> 'unit_id'"
+            "     FROM jsonb_array_elements(s.snap -> 'assignments') x ORDER BY 1),"
+            "   %s || jsonb_build_object('alert', s.snap) FROM s WHERE s.snap IS NOT NULL RETURNING id)"
+            " SELECT id, pg_notify(%s, id::text) FROM f",
+            (alert_id, kind, alert_id, payload, FEED_CHANNEL),
+        ).fetchone()
+        if row is None:
+            raise NotFound(f"no alert {alert_id}")
     assert row is not None
-    feed_id = int(row[0])
-    conn.execute("SELECT pg_notify(%s, %s)", (FEED_CHANNEL, str(feed_id)))
-    return feed_id
+    return int(row[0])
 
 
 def feed_after(conn: psycopg.Connection, *, after: int, limit: int = 500) -> list[dict[str, Any]]:
@@ -327,21 +345,10 @@ def jsonable(value: Any) -> Any:
 
 def alert_snapshot(conn: psycopg.Connection, alert_id: int) -> dict[str, Any]:
     """The alert as the console shows it: its row, its tier clocks and its assignments."""
-    alert = get_alert_row(conn, alert_id)
-    with conn.cursor(row_factory=dict_row) as cur:
-        tiers = cur.execute(
-            "SELECT tier, needed, deadline_at, state, met_at, missed_at, arrived_at, escalations, next_check_at"
-            " FROM alert_tiers WHERE alert_id = %s ORDER BY tier",
-            (alert_id,),
-        ).fetchall()
-        assignments = cur.execute(
-            "SELECT a.assignment_id, a.unit_id, u.name AS unit_name, u.kind AS unit_kind, a.tier, a.reason,"
-            " a.state, a.eta_s, a.distance_m, a.assigned_at, a.assigned_by, a.accepted_at, a.on_scene_at,"
-            " a.on_scene_by, a.cleared_at, a.outcome, a.note"
-            " FROM assignments a JOIN units u USING (unit_id) WHERE a.alert_id = %s ORDER BY a.assignment_id",
-            (alert_id,),
-        ).fetchall()
-    return jsonable({**alert, "tiers": tiers, "assignments": assignments})
+    row = conn.execute("SELECT wp_alert_snapshot(%s)", (alert_id,)).fetchone()
+    if row is None or row[0] is None:
+        raise NotFound(f"no alert {alert_id}")
+    return row[0]
 
 
 def list_alerts(

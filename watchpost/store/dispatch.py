@@ -1,8 +1,9 @@
 """Dispatch state: units and their positions, assignments, tier clocks, and the unit outbox.
 
 Primitives only; the 1-3-5 policy that combines them lives in :mod:`dispatch`. Changes of
-units, assignments, tiers and the outbox take the alert lock first (see
-:mod:`watchpost.store.alerts`); positions (``unit_fixes``, ``unit_positions``) do not.
+units, assignments, tiers and the outbox are made under the alert lock (see
+:mod:`watchpost.store.alerts`), which the caller takes first (:func:`dispatch.actions`
+functions begin with it); positions (``unit_fixes``, ``unit_positions``) need no lock.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from psycopg.types.json import Jsonb
 
 from watchpost.config import WatchpostConfig
 from watchpost.model import AssignmentState, NotFound, UnitState, UnitStatus
-from watchpost.store.alerts import jsonable, lock_alerts, wake_dispatcher
+from watchpost.store.alerts import WAKE_CHANNEL, jsonable, lock_alerts, wake_dispatcher
 
 __all__ = [
     "ACTIVE_ASSIGNMENT_STATES",
     "active_assignments",
+    "alert_for_dispatch",
     "create_tiers",
     "due_tiers",
     "en_route",
@@ -33,6 +35,7 @@ __all__ = [
     "outbox_add",
     "outbox_mark_sent",
     "outbox_unsent",
+    "rank_available",
     "record_fix",
     "record_tracker_fixes",
     "set_unit_status",
@@ -122,12 +125,17 @@ def record_tracker_fixes(conn: psycopg.Connection, *, fixes: Sequence[tuple[str,
 # --- units --------------------------------------------------------------------------------------
 
 
-def unit_states(conn: psycopg.Connection, *, status: UnitStatus | None = None) -> list[UnitState]:
-    """Configured units with their current position, optionally only those of one status."""
+def unit_states(
+    conn: psycopg.Connection, *, status: UnitStatus | None = None, unit_id: str | None = None
+) -> list[UnitState]:
+    """Configured units with their current position, optionally only one status or one unit."""
     where, params = "u.configured", []
     if status is not None:
         where += " AND u.status = %s"
         params.append(status.value)
+    if unit_id is not None:
+        where += " AND u.unit_id = %s"
+        params.append(unit_id)
     rows = conn.execute(
         "SELECT u.unit_id, u.name, u.kind, u.site_id, u.speed_kmh, coalesce(f.lat, u.home_lat),"
         " coalesce(f.lon, u.home_lon), f.at, u.status FROM units u LEFT JOIN unit_fixes f USING (unit_id)"
@@ -145,6 +153,59 @@ def unit_states(conn: psycopg.Connection, *, status: UnitStatus | None = None) -
             lon=r[6],
             fix_at=r[7],
             status=UnitStatus(r[8]),
+        )
+        for r in rows
+    ]
+
+
+def rank_available(
+    conn: psycopg.Connection,
+    *,
+    site_id: str | None,
+    lat: float | None,
+    lon: float | None,
+    route_factor: float,
+    exclude: Sequence[str] = (),
+    limit: int = 10,
+) -> list[tuple[UnitState, float | None, float | None]]:
+    """The best available units for a place, best first, as (unit, ETA s, distance m).
+
+    The same policy as :func:`dispatch.planner.rank_units` (tested to agree), computed by the
+    server so that choosing among a thousand units costs one round trip: a fixed post goes
+    only to its own site, with ETA 0; everyone else covers the great-circle distance times
+    ``route_factor`` at their speed; ties go to units of the alert's own site, then by id.
+    An alert without a location gets units with an unknown ETA (NULL), own site first.
+    """
+    rows = conn.execute(
+        "WITH c AS ("
+        "  SELECT u.unit_id, u.name, u.kind, u.site_id, u.speed_kmh, coalesce(f.lat, u.home_lat) AS lat,"
+        "    coalesce(f.lon, u.home_lon) AS lon, f.at AS fix_at, u.status FROM units u"
+        "  LEFT JOIN unit_fixes f USING (unit_id)"
+        "  WHERE u.configured AND u.status = 'available' AND NOT (u.unit_id = ANY(%(exclude)s))"
+        "    AND (u.kind <> 'post' OR u.site_id = %(site)s)),"
+        " d AS (SELECT c.*, CASE WHEN %(lat)s::float8 IS NULL THEN NULL ELSE 2 * 6371008.8 * asin(least(1, sqrt("
+        "    power(sin(radians(%(lat)s::float8 - c.lat) / 2), 2) + cos(radians(c.lat)) * cos(radians(%(lat)s::float8))"
+        "    * power(sin(radians(%(lon)s::float8 - c.lon) / 2), 2)))) END AS distance FROM c)"
+        " SELECT unit_id, name, kind, site_id, speed_kmh, lat, lon, fix_at, status,"
+        "   CASE WHEN kind = 'post' THEN 0 ELSE distance * %(rf)s / (speed_kmh / 3.6) END AS eta, distance"
+        " FROM d ORDER BY eta ASC NULLS LAST, (site_id IS DISTINCT FROM %(site)s), unit_id LIMIT %(limit)s",
+        {"exclude": list(exclude), "site": site_id, "lat": lat, "lon": lon, "rf": route_factor, "limit": limit},
+    ).fetchall()
+    return [
+        (
+            UnitState(
+                unit_id=r[0],
+                name=r[1],
+                kind=r[2],
+                site_id=r[3],
+                speed_kmh=r[4],
+                lat=r[5],
+                lon=r[6],
+                fix_at=r[7],
+                status=UnitStatus(r[8]),
+            ),
+            None if r[9] is None else float(r[9]),
+            None if r[10] is None else float(r[10]),
         )
         for r in rows
     ]
@@ -178,7 +239,6 @@ def get_unit(conn: psycopg.Connection, unit_id: str) -> dict[str, Any]:
 
 def set_unit_status(conn: psycopg.Connection, *, unit_id: str, status: UnitStatus, actor: str) -> UnitStatus:
     """Set a unit's status; return the previous one. :class:`NotFound` for an unknown unit."""
-    lock_alerts(conn)
     row = conn.execute("SELECT status FROM units WHERE unit_id = %s FOR UPDATE", (unit_id,)).fetchone()
     if row is None:
         raise NotFound(f"no unit {unit_id!r}")
@@ -207,20 +267,49 @@ def insert_assignment(
     eta_s: float | None,
     distance_m: float | None,
     actor: str,
-) -> int:
-    """Assign a unit to an alert and mark it dispatched; return the assignment id."""
-    lock_alerts(conn)
-    row = conn.execute(
-        "INSERT INTO assignments (alert_id, unit_id, tier, reason, eta_s, distance_m, assigned_by)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING assignment_id",
-        (alert_id, unit_id, tier, reason, eta_s, distance_m, actor),
-    ).fetchone()
-    assert row is not None
-    conn.execute(
-        "UPDATE units SET status = 'dispatched', status_at = now(), status_by = %s WHERE unit_id = %s",
-        (actor, unit_id),
+    message: tuple[str, dict[str, Any]] | None = None,
+) -> psycopg.Cursor[Any]:
+    """Assign a unit to an alert, mark it dispatched, and queue ``message`` (topic, payload) for it.
+
+    One statement: the assignment's id and time are filled into the message's ``assignment``
+    by the server. Returns the cursor: ``fetchone()`` gives (assignment id, assigned at); in
+    pipeline mode, fetch after sending the rest, to save the round trips.
+    """
+    topic, payload = message if message is not None else (None, None)
+    return conn.execute(
+        "WITH a AS (INSERT INTO assignments (alert_id, unit_id, tier, reason, eta_s, distance_m, assigned_by)"
+        "   VALUES (%(alert)s, %(unit)s, %(tier)s, %(reason)s, %(eta)s, %(distance)s, %(actor)s)"
+        "   RETURNING assignment_id, assigned_at, unit_id),"
+        " u AS (UPDATE units SET status = 'dispatched', status_at = now(), status_by = %(actor)s"
+        "   WHERE unit_id = (SELECT unit_id FROM a)),"
+        " o AS (INSERT INTO outbox (unit_id, topic, payload)"
+        "   SELECT a.unit_id, %(topic)s, jsonb_set(jsonb_set(%(payload)s::jsonb, '{assignment,assignment_id}',"
+        "     to_jsonb(a.assignment_id)), '{assignment,assigned_at}', to_jsonb(wp_ts(a.assigned_at)))"
+        "   FROM a WHERE %(topic)s::text IS NOT NULL RETURNING id)"
+        " SELECT a.assignment_id, a.assigned_at,"
+        "   (SELECT count(*) FROM (SELECT pg_notify(%(channel)s, 'outbox') FROM o) n) FROM a",
+        {
+            "alert": alert_id,
+            "unit": unit_id,
+            "tier": tier,
+            "reason": reason,
+            "eta": eta_s,
+            "distance": distance_m,
+            "actor": actor,
+            "topic": topic,
+            "payload": Jsonb(payload or {}),
+            "channel": WAKE_CHANNEL,
+        },
     )
-    return int(row[0])
+
+
+def alert_for_dispatch(conn: psycopg.Connection, alert_id: int) -> tuple[dict[str, Any], bool]:
+    """The alert's row and whether its tier clocks have started, in one round trip."""
+    from watchpost.store.alerts import get_alert_row
+
+    row = get_alert_row(conn, alert_id)
+    started = conn.execute("SELECT EXISTS (SELECT 1 FROM alert_tiers WHERE alert_id = %s)", (alert_id,)).fetchone()
+    return row, bool(started and started[0])
 
 
 def get_assignment(conn: psycopg.Connection, assignment_id: int, *, for_update: bool = False) -> dict[str, Any]:
@@ -275,7 +364,6 @@ def list_assignments(
 
 def update_assignment(conn: psycopg.Connection, *, assignment_id: int, state: AssignmentState, **fields: Any) -> None:
     """Set an assignment's state and the given columns (accepted_at, on_scene_at, outcome...)."""
-    lock_alerts(conn)
     allowed = {"accepted_at", "on_scene_at", "on_scene_by", "cleared_at", "outcome", "note"}
     unknown = set(fields) - allowed
     if unknown:
@@ -318,7 +406,6 @@ def en_route(conn: psycopg.Connection, *, max_fix_age_s: int) -> list[dict[str, 
 
 def create_tiers(conn: psycopg.Connection, *, alert_id: int, tiers: Sequence[tuple[int, int, datetime]]) -> None:
     """Start the clocks of the tiers an alert requested: (tier, units needed, deadline)."""
-    lock_alerts(conn)
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO alert_tiers (alert_id, tier, needed, deadline_at, next_check_at)"
@@ -339,7 +426,6 @@ def tiers_of(conn: psycopg.Connection, *, alert_id: int) -> list[dict[str, Any]]
 
 def update_tier(conn: psycopg.Connection, *, alert_id: int, tier: int, **fields: Any) -> None:
     """Set columns of one tier clock (state, met_at, missed_at, arrived_at, escalations, next_check_at)."""
-    lock_alerts(conn)
     allowed = {"state", "met_at", "missed_at", "arrived_at", "escalations", "next_check_at"}
     unknown = set(fields) - allowed
     if unknown:
@@ -364,14 +450,13 @@ def due_tiers(conn: psycopg.Connection, *, now: datetime, limit: int = 100) -> l
 
 
 def outbox_add(conn: psycopg.Connection, *, unit_id: str, topic: str, payload: dict[str, Any]) -> int:
-    """Queue a message for a unit's terminal; the dispatcher publishes it after commit."""
-    lock_alerts(conn)
+    """Queue a message for a unit's terminal and wake the dispatcher to publish it after commit."""
     row = conn.execute(
-        "INSERT INTO outbox (unit_id, topic, payload) VALUES (%s, %s, %s) RETURNING id",
-        (unit_id, topic, Jsonb(payload)),
+        "WITH o AS (INSERT INTO outbox (unit_id, topic, payload) VALUES (%s, %s, %s) RETURNING id)"
+        " SELECT id, pg_notify(%s, 'outbox') FROM o",
+        (unit_id, topic, Jsonb(payload), WAKE_CHANNEL),
     ).fetchone()
     assert row is not None
-    wake_dispatcher(conn, "outbox")
     return int(row[0])
 
 
