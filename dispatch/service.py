@@ -164,8 +164,12 @@ class Dispatcher:
             self._open_mqtt()
             while not self._stop.is_set():
                 self._pass(conn)
-                for _ in listen.notifies(timeout=self.config.dispatch.tick_s, stop_after=1):
-                    pass
+                # Wake on the first notification or the tick; then drain the rest, so that a
+                # burst of positions costs one pass, not one each.
+                woke = any(True for _ in listen.notifies(timeout=self.config.dispatch.tick_s, stop_after=1))
+                if woke:
+                    for _ in listen.notifies(timeout=0.001):
+                        pass
             conn.execute("SELECT pg_advisory_unlock(%s)", (DISPATCHER_LOCK,))
             self._leader = False
             self.leading.clear()
