@@ -58,6 +58,17 @@ def test_a_critical_alert_gets_one_unit_per_tier_nearest_first_with_1_3_5_deadli
     assert all(payload["type"] == "assignment" for _, _, payload in sent)
     assert {u["unit_id"]: u["status"] for u in store.list_units(db)}["lotus-car-1"] == "dispatched"
     assert _dispatch(db, config, alert) == []  # a second pass sends nobody twice
+    last = store.feed_after(db, after=0)[-1]
+    assert last["kind"] == "dispatched" and last["unit_ids"] == ["lotus-car-1", "lotus-ebike-1", "lotus-post-n"]
+    assert last["body"]["alert"]["state"] == "dispatched"
+
+
+def test_a_units_status_change_reaches_that_units_stream_only(db, config):
+    """A unit going off duty appends a feed entry addressed to that unit."""
+    with db.transaction():
+        actions.set_unit_status(db, unit_id="lotus-car-1", status=UnitStatus.OFF_DUTY, actor="unit:lotus-car-1")
+    (entry,) = store.feed_after(db, after=0)
+    assert entry["kind"] == "unit_status" and entry["unit_ids"] == ["lotus-car-1"] and entry["alert_id"] is None
 
 
 def test_an_info_alert_sends_nobody(db, config):

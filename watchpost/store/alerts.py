@@ -287,26 +287,30 @@ def append_feed(
 ) -> int:
     """Append a feed entry carrying the alert's current snapshot; listeners hear of it at commit.
 
-    ``unit_ids`` says which units' streams see the entry; for an alert it is every unit ever
-    assigned to it. One round trip: the snapshot is built by the server.
+    ``unit_ids`` says which units' patrol streams see the entry: the units ever assigned to
+    the alert, the unit the body names (a unit hears of its own status changes), and any
+    given. One round trip: the snapshot is built by the server.
     """
     lock_alerts(conn)
-    payload = Jsonb({"kind": kind, **(body or {})})
+    body = body or {}
+    named = {body["unit_id"]} if isinstance(body.get("unit_id"), str) else set()
+    unit_ids = sorted(named | set(unit_ids or []))
+    payload = Jsonb({"kind": kind, **body})
     if alert_id is None:
         row = conn.execute(
             "WITH f AS (INSERT INTO feed (kind, alert_id, unit_ids, body) VALUES (%s, NULL, %s, %s) RETURNING id)"
             " SELECT id, pg_notify(%s, id::text) FROM f",
-            (kind, unit_ids or [], payload, FEED_CHANNEL),
+            (kind, unit_ids, payload, FEED_CHANNEL),
         ).fetchone()
     else:
         row = conn.execute(
             "WITH s AS (SELECT wp_alert_snapshot(%s) AS snap),"
             " f AS (INSERT INTO feed (kind, alert_id, unit_ids, body)"
-            "   SELECT %s, %s, ARRAY(SELECT DISTINCT x ->> 'unit_id'"
-            "     FROM jsonb_array_elements(s.snap -> 'assignments') x ORDER BY 1),"
+            "   SELECT %s, %s, ARRAY(SELECT x FROM (SELECT a ->> 'unit_id' AS x"
+            "     FROM jsonb_array_elements(s.snap -> 'assignments') a UNION SELECT unnest(%s::text[])) u ORDER BY 1),"
             "   %s || jsonb_build_object('alert', s.snap) FROM s WHERE s.snap IS NOT NULL RETURNING id)"
             " SELECT id, pg_notify(%s, id::text) FROM f",
-            (alert_id, kind, alert_id, payload, FEED_CHANNEL),
+            (alert_id, kind, alert_id, unit_ids, payload, FEED_CHANNEL),
         ).fetchone()
         if row is None:
             raise NotFound(f"no alert {alert_id}")
