@@ -38,9 +38,11 @@ __all__ = [
     "get_alert_row",
     "jsonable",
     "list_alerts",
+    "listen_feed",
     "lock_alerts",
     "raise_alert",
     "record_transition",
+    "wait_for_feed",
     "wake_dispatcher",
 ]
 
@@ -278,17 +280,21 @@ def finish_alert(
 def append_feed(
     conn: psycopg.Connection, *, kind: str, alert_id: int | None, body: dict[str, Any] | None = None
 ) -> int:
-    """Append a feed entry carrying the alert's current snapshot; listeners hear of it at commit."""
+    """Append a feed entry carrying the alert's current snapshot; listeners hear of it at commit.
+
+    ``unit_ids`` (whose patrol streams see the entry) are the units assigned to the alert and
+    the unit the body names, so a unit hears of its own status changes too.
+    """
     lock_alerts(conn)
     payload: dict[str, Any] = {"kind": kind, **(body or {})}
-    units: list[str] = []
+    units: set[str] = {payload["unit_id"]} if isinstance(payload.get("unit_id"), str) else set()
     if alert_id is not None:
         snapshot = alert_snapshot(conn, alert_id)
         payload["alert"] = snapshot
-        units = sorted({a["unit_id"] for a in snapshot["assignments"]})
+        units |= {a["unit_id"] for a in snapshot["assignments"]}
     row = conn.execute(
         "INSERT INTO feed (kind, alert_id, unit_ids, body) VALUES (%s, %s, %s, %s) RETURNING id",
-        (kind, alert_id, units, Jsonb(payload)),
+        (kind, alert_id, sorted(units), Jsonb(payload)),
     ).fetchone()
     assert row is not None
     feed_id = int(row[0])
@@ -309,6 +315,26 @@ def feed_head(conn: psycopg.Connection) -> int:
     """The newest feed id (0 when the feed is empty)."""
     row = conn.execute("SELECT coalesce(max(id), 0) FROM feed").fetchone()
     return int(row[0]) if row else 0
+
+
+def listen_feed(conn: psycopg.Connection) -> None:
+    """Have ``conn`` (autocommit, kept for this only) hear of every feed entry committed from now on."""
+    conn.execute(f"LISTEN {FEED_CHANNEL}")
+
+
+def wait_for_feed(conn: psycopg.Connection, *, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for feed notifications on a listening connection.
+
+    Returns whether any came. Notifications that arrived together are consumed at once: the
+    caller reads :func:`feed_after` its last id once for all of them.
+    """
+    heard = False
+    for _ in conn.notifies(timeout=timeout, stop_after=1):
+        heard = True
+    if heard:
+        for _ in conn.notifies(timeout=0.001):
+            pass
+    return heard
 
 
 # --- reads --------------------------------------------------------------------------------------
