@@ -141,7 +141,56 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate the configuration and exit")
     check.set_defaults(handler=_cmd_check_config)
+    _add_credential_commands(sub)
     return parser
+
+
+# --- credentials for access (api.auth) ----------------------------------------------------------
+
+
+def _add_credential_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    hashpw = sub.add_parser("hash-password", help="print the scrypt hash of a password for access.users")
+    hashpw.set_defaults(handler=_cmd_hash_password)
+    key = sub.add_parser("new-api-key", help="print a new random API key and its access.api_keys line")
+    key.add_argument("--name", required=True, help="who holds the key, e.g. terminal-lotus-ebike-1")
+    key.add_argument(
+        "--role", required=True, choices=["operator", "patrol", "supervisor", "admin", "auditor"], help="its role"
+    )
+    key.add_argument("--unit", help="the unit a patrol key belongs to")
+    key.set_defaults(handler=_cmd_new_api_key)
+
+
+def _cmd_hash_password(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from api.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")  # one line; the newline is not part of it
+    if not password:
+        print("an empty password cannot be used", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
+def _cmd_new_api_key(args: argparse.Namespace, settings: Settings) -> int:
+    from api.auth import new_api_key, sha256_hex
+
+    if args.role == "patrol" and not args.unit:
+        print("a patrol key must name its unit: --unit UNIT", file=sys.stderr)
+        return 2
+    key = new_api_key()
+    unit = f", unit: {args.unit}" if args.unit else ""
+    print(f"API key (shown once, store it now): {key}")
+    print("Add under access.api_keys:")
+    print(f"  - {{name: {args.name}, role: {args.role}{unit}, key_sha256: \"{sha256_hex(key)}\"}}")
+    return 0
 
 
 def socket_name() -> str:
