@@ -204,8 +204,8 @@ class Authenticator:
     """Checks credentials against ``access`` and issues sign-in tokens signed with ``secret``."""
 
     def __init__(self, access: AccessConfig, *, secret: str) -> None:
-        if len(secret) < 16:
-            raise ValueError("the JWT secret must be at least 16 characters")
+        if len(secret.encode()) < 32:  # RFC 7518: an HS256 key at least as long as the hash
+            raise ValueError("the JWT secret must be at least 32 bytes")
         bad = [u.username for u in access.users if not valid_password_hash(u.password_hash)]
         if bad:
             raise ValueError(f"access.users {bad}: password_hash is not a `watchpost hash-password` scrypt hash")
