@@ -189,7 +189,7 @@ def _cmd_new_api_key(args: argparse.Namespace, settings: Settings) -> int:
     unit = f", unit: {args.unit}" if args.unit else ""
     print(f"API key (shown once, store it now): {key}")
     print("Add under access.api_keys:")
-    print(f"  - {{name: {args.name}, role: {args.role}{unit}, key_sha256: \"{sha256_hex(key)}\"}}")
+    print(f'  - {{name: {args.name}, role: {args.role}{unit}, key_sha256: "{sha256_hex(key)}"}}')
     return 0
 
 
