@@ -155,6 +155,7 @@ class FeedHub:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.last_id = 0
+        self.connects = 0
         self.detail = "starting"
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -177,7 +178,13 @@ class FeedHub:
     def health(self) -> dict[str, Any]:
         with self._lock:
             count = len(self._subscribers)
-        return {"listening": self._ready.is_set(), "last_id": self.last_id, "subscribers": count, "detail": self.detail}
+        return {
+            "listening": self._ready.is_set(),
+            "last_id": self.last_id,
+            "subscribers": count,
+            "connects": self.connects,
+            "detail": self.detail,
+        }
 
     # --- subscribers ----------------------------------------------------------------------------
 
@@ -218,6 +225,7 @@ class FeedHub:
             try:
                 with store.connect(self._url, application_name="watchpost-api-feed") as conn:
                     store.listen_feed(conn)
+                    self.connects += 1
                     if first:
                         self.last_id = store.feed_head(conn)  # nobody is subscribed yet: start from now
                         first = False

@@ -181,8 +181,8 @@ class SseEvent:
     data: dict[str, Any]
 
 
-def sse_events(response: httpx.Response, *, comments: list[str] | None = None) -> Iterator[SseEvent]:
-    """Parse an SSE response into events (comments go to ``comments`` when given)."""
+def sse_events(response: httpx.Response, *, heartbeats: bool = False) -> Iterator[Any]:
+    """Parse an SSE response into :class:`SseEvent` objects; with ``heartbeats``, None for each keep-alive."""
     fields: dict[str, str] = {}
     for line in response.iter_lines():
         if line == "":
@@ -194,8 +194,8 @@ def sse_events(response: httpx.Response, *, comments: list[str] | None = None) -
                 )
             fields = {}
         elif line.startswith(":"):
-            if comments is not None:
-                comments.append(line[1:].strip())
+            if heartbeats and "keep-alive" in line:
+                yield None
         else:
             name, _, value = line.partition(":")
             fields[name] = value.removeprefix(" ")
