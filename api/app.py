@@ -121,6 +121,7 @@ def create_app(
     jwt_secret: str | None = None,
     heartbeat_s: float = 15.0,
     stream_queue: int = 1000,
+    production: bool = False,
 ) -> FastAPI:
     """Build the API for ``config`` on the database at ``database_url``.
 
@@ -128,13 +129,16 @@ def create_app(
     (the entry point reads ``WATCHPOST_JWT_SECRET``). Without one, a random secret is made
     for this process: tokens then die with it. ``heartbeat_s`` spaces the SSE keep-alive
     comments; ``stream_queue`` is how many live entries a stream may fall behind before it is
-    closed (its client resumes from its last id).
+    closed (its client resumes from its last id). In ``production`` a missing secret and the
+    demo's published credentials are refused (ValueError).
     """
     sources = list(health_sources or [])
+    if jwt_secret is None and production:
+        raise ValueError("WATCHPOST_JWT_SECRET is required in production: every API process must share it")
     if jwt_secret is None:
         log.warning("no JWT secret given: using a random one, sign-in tokens last as long as this process")
         jwt_secret = secrets.token_urlsafe(32)
-    authenticator = Authenticator(config.access, secret=jwt_secret)
+    authenticator = Authenticator(config.access, secret=jwt_secret, production=production)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:

@@ -43,6 +43,7 @@ __all__ = [
     "Token",
     "authenticate",
     "bearer_scheme",
+    "demo_credentials",
     "hash_password",
     "new_api_key",
     "require",
@@ -58,6 +59,15 @@ ROLES: tuple[Role, ...] = ("operator", "patrol", "supervisor", "admin", "auditor
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1  # ~16 MiB and ~50 ms a check: slow for guessing, fine for sign-in
 _HASH_FORMAT = re.compile(r"^scrypt\$n=(\d+),r=(\d+),p=(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$")
 _JWT_ALGORITHM = "HS256"
+# The credentials of configs/demo/access.yaml (published in the README): refused in production.
+_DEMO_KEYS = ("wp_demo_console_wall", "wp_demo_terminal_lotus_car_1")
+_DEMO_PASSWORDS = {
+    "duty": "duty-demo",
+    "chief": "chief-demo",
+    "admin": "admin-demo",
+    "audit": "audit-demo",
+    "ebike1": "ebike1-demo",
+}
 
 
 # --- passwords and keys -------------------------------------------------------------------------
@@ -90,6 +100,18 @@ def _maxmem(n: int, r: int) -> int:
 def valid_password_hash(password_hash: str) -> bool:
     """Whether a configured hash has the form :func:`hash_password` writes."""
     return _HASH_FORMAT.match(password_hash) is not None
+
+
+def demo_credentials(access: AccessConfig) -> list[str]:
+    """The configured credentials that are the demo's published ones (by name and secret)."""
+    found = [
+        k.name for k in access.api_keys if any(hmac.compare_digest(k.key_sha256, sha256_hex(d)) for d in _DEMO_KEYS)
+    ]
+    for user in access.users:
+        demo = _DEMO_PASSWORDS.get(user.username)
+        if demo is not None and verify_password(demo, user.password_hash):
+            found.append(user.username)
+    return found
 
 
 def sha256_hex(key: str) -> str:
@@ -203,12 +225,15 @@ class AuthError(Exception):
 class Authenticator:
     """Checks credentials against ``access`` and issues sign-in tokens signed with ``secret``."""
 
-    def __init__(self, access: AccessConfig, *, secret: str) -> None:
+    def __init__(self, access: AccessConfig, *, secret: str, production: bool = False) -> None:
         if len(secret.encode()) < 32:  # RFC 7518: an HS256 key at least as long as the hash
             raise ValueError("the JWT secret must be at least 32 bytes")
         bad = [u.username for u in access.users if not valid_password_hash(u.password_hash)]
         if bad:
             raise ValueError(f"access.users {bad}: password_hash is not a `watchpost hash-password` scrypt hash")
+        demo = demo_credentials(access) if production else []
+        if demo:
+            raise ValueError(f"the demo credentials {demo} are published in the README: replace them in production")
         self.access = access
         self._secret = secret
         self._users = {u.username: u for u in access.users}

@@ -139,3 +139,18 @@ def test_cli_new_api_key_prints_the_key_once_and_its_config_line(capsys):
     assert f'key_sha256: "{sha256_hex(key)}"' in out and f"unit: {PATROL_UNIT}" in out
     assert cli.main(["new-api-key", "--name", "t", "--role", "patrol"]) == 2
     assert "--unit" in capsys.readouterr().err
+
+
+def test_production_refuses_the_demo_credentials_and_a_missing_secret(demo_config, database_url):
+    """In production the README's demo keys and passwords, or no JWT secret, stop the API from being built."""
+    from api.app import create_app
+    from api.auth import demo_credentials
+
+    assert sorted(demo_credentials(demo_config.access)) == sorted(
+        ["console-wall", "terminal-lotus-car-1", "duty", "chief", "admin", "audit", "ebike1"]
+    )
+    with pytest.raises(ValueError, match="demo credentials"):
+        create_app(config=demo_config, database_url=database_url, jwt_secret=JWT_SECRET, production=True)
+    with pytest.raises(ValueError, match="WATCHPOST_JWT_SECRET"):
+        create_app(config=demo_config, database_url=database_url, production=True)
+    create_app(config=demo_config, database_url=database_url, jwt_secret=JWT_SECRET)  # development: fine
