@@ -14,11 +14,12 @@ __all__ = ["Config", "Conn", "connection"]
 
 
 def connection(request: Request) -> Iterator[Any]:
-    """A pooled connection for one request; 503 when the database cannot be reached."""
+    """A pooled connection for one request; 503 when the database cannot be reached (an outage, not a bug:
+    other database errors stay errors)."""
     try:
         with request.app.state.pool.connection(timeout=5) as conn:
             yield conn
-    except store.DatabaseError as exc:
+    except store.OperationalError as exc:
         raise HTTPException(status_code=503, detail=f"database unavailable: {exc}") from None
 
 

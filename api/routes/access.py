@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.security import OAuth2PasswordRequestForm
@@ -25,7 +25,7 @@ router = APIRouter(tags=["access"])
     " `access.token_ttl_s` (one shift by default) and is refused once the user's role or unit changes.",
     responses={401: responses(401)[401], 422: responses(422)[422]},
 )
-def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict:
+def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict[str, Any]:
     try:
         token = request.app.state.authenticator.sign_in(form.username, form.password)
     except AuthError as exc:
@@ -40,7 +40,7 @@ def sign_in(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends
 
 
 @router.get("/auth/me", response_model=MeOut, summary="Who the credential is and what it may do", responses=responses())
-def me(principal: CurrentPrincipal) -> dict:
+def me(principal: CurrentPrincipal) -> dict[str, Any]:
     return {
         "name": principal.name,
         "role": principal.role,

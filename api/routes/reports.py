@@ -65,7 +65,9 @@ def _range(config: Any, since: datetime | None, until: datetime | None, default:
     " response-level rule last declared it.",
     responses=responses(403),
 )
-def sites(conn: Conn, config: Config, principal: Annotated[Principal, require(Action.READ_SITES)]) -> list[dict]:
+def sites(
+    conn: Conn, config: Config, principal: Annotated[Principal, require(Action.READ_SITES)]
+) -> list[dict[str, Any]]:
     levels = store.site_levels(conn)
     out = []
     for site in config.sites:

@@ -32,6 +32,10 @@ def test_sse_starts_from_now_and_carries_each_entry_with_id_kind_and_data(api, d
     assert event.event == "raised" and event.data["kind"] == "raised"
     assert event.data["alert"]["alert_id"] == alert["alert_id"] and event.data["alert"]["type"] == "fraud"
     assert event.id == event.data["id"] == _feed_ids(db)[-1]
+    deadline = time.monotonic() + 5  # the server lets go of a stream whose client hung up
+    while api.app.state.feed.health()["subscribers"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert api.app.state.feed.health()["subscribers"] == 0
 
 
 def test_sse_after_replays_from_the_database_in_order(api, db):
@@ -115,8 +119,17 @@ def test_a_patrol_stream_carries_only_its_units_entries_with_its_own_assignment(
         assign(op, alert["alert_id"], "lotus-car-1")  # another unit: not for the patrol either
         mine = assign(op, alert["alert_id"], PATROL_UNIT)
         event = next(events)
-    assert event.event == "assigned" and event.data["assignment_id"] == mine["assignment_id"]
-    assert [a["unit_id"] for a in event.data["alert"]["assignments"]] == [PATROL_UNIT]
+        assert event.event == "assigned" and event.data["assignment_id"] == mine["assignment_id"]
+        assert [a["unit_id"] for a in event.data["alert"]["assignments"]] == [PATROL_UNIT]
+        op.post(f"/alerts/{alert['alert_id']}/resolve", json={"outcome": "handled"})
+        assert next(events).event == "resolved"
+        r = api.client("supervisor").post("/units/lotus-car-1/status", json={"status": "off_duty"})
+        assert r.status_code == 200  # another unit's status change: not in this stream
+        api.client("patrol").post(f"/units/{PATROL_UNIT}/status", json={"status": "off_duty"})
+        status = next(events)
+    assert (
+        status.event == "unit_status" and status.data["unit_id"] == PATROL_UNIT and status.data["status"] == "off_duty"
+    )
 
 
 def test_two_api_processes_on_one_database_stream_the_same_entries(start_api, db):
