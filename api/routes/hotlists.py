@@ -19,7 +19,7 @@ from api.auth import Action, Principal, require
 from api.dependencies import Conn
 from api.routes.common import invalid, responses
 from api.schemas import HotlistEntryBody, HotlistEntryOut, HotlistEntryPatch
-from ingest.adapters._common import normalise_plate
+from ingest.adapters import normalise_plate
 from watchpost import store
 
 __all__ = ["normalise_value", "router"]
