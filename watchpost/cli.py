@@ -41,6 +41,7 @@ class Settings:
     api_port: int
     environment: str
     log_level: str
+    jwt_secret: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -55,6 +56,7 @@ class Settings:
             api_port=int(env.get("WATCHPOST_API_PORT", "8000")),
             environment=environment,
             log_level=env.get("WATCHPOST_LOG_LEVEL", "INFO"),
+            jwt_secret=env.get("WATCHPOST_JWT_SECRET") or None,
         )
         if environment == "production" and not (settings.database_url and settings.mqtt_url):
             raise SystemExit(
@@ -157,7 +159,56 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check-config", help="validate the configuration and exit")
     check.set_defaults(handler=_cmd_check_config)
+    _add_credential_commands(sub)
     return parser
+
+
+# --- credentials for access (api.auth) ----------------------------------------------------------
+
+
+def _add_credential_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    hashpw = sub.add_parser("hash-password", help="print the scrypt hash of a password for access.users")
+    hashpw.set_defaults(handler=_cmd_hash_password)
+    key = sub.add_parser("new-api-key", help="print a new random API key and its access.api_keys line")
+    key.add_argument("--name", required=True, help="who holds the key, e.g. terminal-lotus-ebike-1")
+    key.add_argument(
+        "--role", required=True, choices=["operator", "patrol", "supervisor", "admin", "auditor"], help="its role"
+    )
+    key.add_argument("--unit", help="the unit a patrol key belongs to")
+    key.set_defaults(handler=_cmd_new_api_key)
+
+
+def _cmd_hash_password(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from api.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")  # one line; the newline is not part of it
+    if not password:
+        print("an empty password cannot be used", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
+def _cmd_new_api_key(args: argparse.Namespace, settings: Settings) -> int:
+    from api.auth import new_api_key, sha256_hex
+
+    if args.role == "patrol" and not args.unit:
+        print("a patrol key must name its unit: --unit UNIT", file=sys.stderr)
+        return 2
+    key = new_api_key()
+    unit = f", unit: {args.unit}" if args.unit else ""
+    print(f"API key (shown once, store it now): {key}")
+    print("Add under access.api_keys:")
+    print(f'  - {{name: {args.name}, role: {args.role}{unit}, key_sha256: "{sha256_hex(key)}"}}')
+    return 0
 
 
 def socket_name() -> str:
@@ -259,13 +310,21 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             config=config,
             database_url=services.database_url,
             health_sources=[*(_health_source(w) for w in workers), _dispatcher_health(dispatcher)],
+            jwt_secret=settings.jwt_secret,
+            production=settings.environment == "production",
         )
         print(
             f"Watchpost is running: http://{settings.api_host}:{settings.api_port}"
             f"  (events layout: {layout}; broker: {broker};"
             f" simulator: {'off' if args.no_simulator else f'{args.rate}/s'})"
         )
-        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_level="warning",
+            timeout_graceful_shutdown=5,  # open event streams must not hold a stop
+        )
     finally:
         stop.set()
         if dispatcher is not None:
@@ -396,10 +455,16 @@ def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     try:
         _prepare_database(services.database_url, config)
         uvicorn.run(
-            create_app(config=config, database_url=services.database_url),
+            create_app(
+                config=config,
+                database_url=services.database_url,
+                jwt_secret=settings.jwt_secret,
+                production=settings.environment == "production",
+            ),
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",
+            timeout_graceful_shutdown=5,
         )
     finally:
         services.stop()

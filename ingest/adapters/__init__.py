@@ -24,9 +24,9 @@ import pkgutil
 
 from watchpost.model import AdaptError, DeadReason, Reading
 
-from ._common import Adapter, Document, prepare_document
+from ._common import Adapter, Document, normalise_plate, prepare_document
 
-__all__ = ["ADAPTERS", "Adapter", "parse"]
+__all__ = ["ADAPTERS", "Adapter", "normalise_plate", "parse"]
 
 
 def _discover() -> dict[str, Adapter]:

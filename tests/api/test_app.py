@@ -6,20 +6,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi.testclient import TestClient
 
-from api.app import create_app
 from watchpost import store
 from watchpost.model import ClockStatus, DeadLetter, DeadReason, Event, EventKind
 
 
 @pytest.fixture
-def client(config, database_url, db):
+def client(start_api):
+    """An operator's client of a real server whose one worker reports ``client.health``."""
     health = {"worker": "w0", "healthy": True, "broker": "connected"}
-    app = create_app(config=config, database_url=database_url, health_sources=[lambda: health])
-    with TestClient(app) as c:
-        c.health = health  # type: ignore[attr-defined]
-        yield c
+    c = start_api(health_sources=[lambda: health]).client("operator")
+    c.health = health  # type: ignore[attr-defined]
+    return c
 
 
 def _store(db, events=(), letters=()):

@@ -38,9 +38,11 @@ __all__ = [
     "get_alert_row",
     "jsonable",
     "list_alerts",
+    "listen_feed",
     "lock_alerts",
     "raise_alert",
     "record_transition",
+    "wait_for_feed",
     "wake_dispatcher",
 ]
 
@@ -331,6 +333,26 @@ def feed_head(conn: psycopg.Connection) -> int:
     """The newest feed id (0 when the feed is empty)."""
     row = conn.execute("SELECT coalesce(max(id), 0) FROM feed").fetchone()
     return int(row[0]) if row else 0
+
+
+def listen_feed(conn: psycopg.Connection) -> None:
+    """Have ``conn`` (autocommit, kept for this only) hear of every feed entry committed from now on."""
+    conn.execute(f"LISTEN {FEED_CHANNEL}")
+
+
+def wait_for_feed(conn: psycopg.Connection, *, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for feed notifications on a listening connection.
+
+    Returns whether any came. Notifications that arrived together are consumed at once: the
+    caller reads :func:`feed_after` its last id once for all of them.
+    """
+    heard = False
+    for _ in conn.notifies(timeout=timeout, stop_after=1):
+        heard = True
+    if heard:
+        for _ in conn.notifies(timeout=0.001):
+            pass
+    return heard
 
 
 # --- reads --------------------------------------------------------------------------------------

@@ -1,0 +1,446 @@
+"""What the API accepts and answers: pydantic request bodies (unknown fields refused) and response models."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from watchpost.model import Outcome
+
+__all__ = [
+    "AlertDetailOut",
+    "AlertOut",
+    "AlertTypeOut",
+    "AssignBody",
+    "AssignmentOut",
+    "ClearBody",
+    "ComplianceRow",
+    "DeviceHealthRow",
+    "ErrorOut",
+    "HotlistEntryBody",
+    "HotlistEntryOut",
+    "HotlistEntryPatch",
+    "ManualAlertBody",
+    "MeOut",
+    "NoteBody",
+    "PositionBody",
+    "ReassignBody",
+    "ResolveBody",
+    "SiteOut",
+    "StatusBody",
+    "TokenOut",
+    "UnitOut",
+    "AlertCountRow",
+    "ZeroCaseRow",
+]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorOut(BaseModel):
+    """Why a request was refused."""
+
+    detail: str = Field(description="What is wrong, for a person to read")
+    errors: list[dict[str, Any]] | None = Field(default=None, description="Each invalid field (422 only)")
+
+
+# --- access -------------------------------------------------------------------------------------
+
+
+class TokenOut(BaseModel):
+    """A sign-in token: send it as `Authorization: Bearer <access_token>`."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Seconds the token is valid")
+    role: str
+    unit: str | None = Field(description="The unit a patrol user is")
+
+
+class MeOut(BaseModel):
+    """The caller as the API sees them."""
+
+    name: str
+    role: str
+    unit: str | None
+    may: list[str] = Field(description="What the role may do")
+
+
+# --- alerts -------------------------------------------------------------------------------------
+
+
+class TierOut(BaseModel):
+    """One 1-3-5 tier clock of an alert."""
+
+    tier: int = Field(description="1 (60 s), 2 (180 s) or 3 (300 s)")
+    needed: int = Field(description="Units this tier needs on scene")
+    deadline_at: datetime
+    state: str = Field(description="pending, met, missed or void (the alert ended before anyone was needed)")
+    met_at: datetime | None
+    missed_at: datetime | None
+    arrived_at: datetime | None = Field(description="When help arrived, also late after a miss")
+    escalations: int
+    next_check_at: datetime | None
+
+
+class AlertAssignmentOut(BaseModel):
+    """A unit sent to the alert."""
+
+    assignment_id: int
+    unit_id: str
+    unit_name: str
+    unit_kind: str
+    tier: int | None
+    reason: str = Field(description="dispatch, escalation or manual")
+    state: str = Field(description="assigned, accepted, on_scene, cleared or cancelled")
+    eta_s: float | None
+    distance_m: float | None
+    assigned_at: datetime
+    assigned_by: str
+    accepted_at: datetime | None
+    on_scene_at: datetime | None
+    on_scene_by: str | None = Field(description="api or gps")
+    cleared_at: datetime | None
+    outcome: str | None
+    note: str | None
+
+
+class AlertOut(BaseModel):
+    """An alert as the console shows it: its lifecycle, tier clocks and assignments."""
+
+    alert_id: int
+    type: str
+    severity: str = Field(description="critical, major, minor or info")
+    state: str = Field(description="new, dispatched, acknowledged, on_scene, resolved or cancelled")
+    rule: str = Field(description="The rule that raised it, or 'manual'")
+    title: str
+    site_id: str | None
+    zone: str | None
+    device_id: str | None
+    lat: float | None
+    lon: float | None
+    count: int = Field(description="Sightings folded into this alert")
+    first_seen: datetime
+    last_seen: datetime
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    dispatched_at: datetime | None
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    on_scene_at: datetime | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    outcome: str | None = Field(description="handled, false_alarm, duplicate or no_action once resolved")
+    resolution_note: str | None
+    escalations: int
+    detail: dict[str, Any] = Field(description="What the rule found (match quality, counts, the reporter's note...)")
+    tiers: list[TierOut]
+    assignments: list[AlertAssignmentOut] = Field(description="For a patrol caller: its own only")
+
+
+class TransitionOut(BaseModel):
+    """One step of an alert's timeline."""
+
+    transition_id: int
+    at: datetime
+    action: str
+    from_state: str | None
+    to_state: str
+    actor: str
+    detail: dict[str, Any]
+
+
+class SourceEventOut(BaseModel):
+    """An event the alert was raised from."""
+
+    event_id: str
+    occurred_at: datetime
+    received_at: datetime
+    device_id: str
+    site_id: str
+    kind: str
+    code: str
+    source_format: str
+    plate: str | None
+    confidence: float | None
+    zone: str | None
+    count: int | None
+    state: str | None
+    attributes: dict[str, Any]
+
+
+class AlertDetailOut(BaseModel):
+    """An alert with its timeline and the events it was raised from."""
+
+    alert: AlertOut
+    timeline: list[TransitionOut]
+    sources: list[SourceEventOut] = Field(description="Source events still within event retention")
+
+
+class ManualAlertBody(_Body):
+    """An alert reported by a person (a phoned-in theft, a fight seen on a camera wall)."""
+
+    type: str = Field(description="An alert type of the catalogue (GET /alert-types), e.g. theft")
+    site_id: str = Field(description="Site it happened at")
+    severity: Literal["critical", "major", "minor", "info"] | None = Field(
+        default=None, description="Default: the type's severity"
+    )
+    title: str | None = Field(default=None, max_length=200, description="Default: the type's title")
+    zone: str | None = Field(default=None, description="A zone of the site")
+    lat: float | None = Field(default=None, ge=-90, le=90, description="Where; default: the site's centre")
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    occurred_at: datetime | None = Field(default=None, description="When it happened (with a zone); default: now")
+    note: str = Field(default="", max_length=2000, description="What was reported")
+
+
+class NoteBody(_Body):
+    """A note for the timeline."""
+
+    note: str = Field(default="", max_length=2000)
+
+
+class AssignBody(_Body):
+    """Send a particular unit."""
+
+    unit_id: str
+    tier: Literal[1, 2, 3] | None = Field(default=None, description="The tier the unit fills, if any")
+
+
+class ReassignBody(_Body):
+    """Hand an assignment to another unit."""
+
+    unit_id: str
+
+
+class ResolveBody(_Body):
+    """Close an alert with an outcome."""
+
+    outcome: Outcome
+    note: str = Field(default="", max_length=2000)
+
+
+class ClearBody(_Body):
+    """A unit is done with its assignment."""
+
+    outcome: Outcome
+    note: str = Field(default="", max_length=2000)
+
+
+# --- assignments and units ----------------------------------------------------------------------
+
+
+class AssignmentOut(BaseModel):
+    """A unit's assignment with the alert it is for."""
+
+    assignment_id: int
+    alert_id: int
+    unit_id: str
+    tier: int | None
+    reason: str
+    state: str = Field(description="assigned, accepted, on_scene, cleared or cancelled")
+    eta_s: float | None
+    distance_m: float | None
+    assigned_at: datetime
+    assigned_by: str
+    accepted_at: datetime | None
+    on_scene_at: datetime | None
+    on_scene_by: str | None
+    cleared_at: datetime | None
+    outcome: str | None
+    note: str | None
+    alert_type: str
+    severity: str
+    title: str
+    alert_state: str
+    site_id: str | None
+    zone: str | None
+    lat: float | None
+    lon: float | None
+    alert_created_at: datetime
+    deadline_at: datetime | None = Field(description="The deadline of the tier the unit fills")
+
+
+class UnitOut(BaseModel):
+    """A patrol unit or fixed post."""
+
+    unit_id: str
+    name: str
+    kind: str = Field(description="foot, ebike, car or post")
+    site_id: str | None
+    speed_kmh: float
+    tracker: str | None
+    status: str = Field(description="available, dispatched, on_scene or off_duty")
+    status_at: datetime | None
+    status_by: str | None
+    configured: bool = Field(description="False once the unit left the configuration")
+    lat: float
+    lon: float
+    fix_at: datetime | None = Field(description="Time of the last position fix; None: home position")
+    fix_source: str = Field(description="api, tracker:<device>, mqtt or home")
+    active_assignment_id: int | None
+
+
+class PositionBody(_Body):
+    """Where a unit is."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    time: datetime | None = Field(default=None, description="When the fix was taken (with a zone); default: now")
+
+
+class StatusBody(_Body):
+    """A unit going on or off duty (dispatch sets dispatched and on_scene itself)."""
+
+    status: Literal["available", "off_duty"]
+
+
+# --- hotlists -----------------------------------------------------------------------------------
+
+HotlistReason = Literal["stolen", "wanted", "expired_registration", "suspect", "other"]
+
+
+class HotlistEntryBody(_Body):
+    """A plate or RFID tag to watch for."""
+
+    value: str = Field(min_length=1, max_length=64, description="Plate (浙A12345) or tag (hex); normalised")
+    reason: HotlistReason
+    owner: str = Field(default="", max_length=200, description="Who asked for it")
+    note: str = Field(default="", max_length=2000)
+    expires: date | None = Field(default=None, description="Last day the entry applies")
+
+
+class HotlistEntryPatch(_Body):
+    """Fields of an entry to change (the value itself cannot change: delete and add)."""
+
+    reason: HotlistReason | None = None
+    owner: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=2000)
+    expires: date | None = None
+
+
+class HotlistEntryOut(BaseModel):
+    """A hotlist entry."""
+
+    entry_id: int
+    list: str = Field(description="plates or rfid_tags")
+    value: str
+    reason: str
+    owner: str
+    note: str
+    expires: date | None
+    source: str = Field(description="config or api")
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+
+
+# --- sites and catalogue ------------------------------------------------------------------------
+
+
+class ZoneOut(BaseModel):
+    """A polygon of the site map."""
+
+    id: str
+    name: str
+    polygon: list[tuple[float, float]] = Field(description="[lat, lon] vertices")
+
+
+class ResponseLevelOut(BaseModel):
+    """A site's current response level (0: normal, 2: raised, 1: highest)."""
+
+    level: int
+    since: datetime | None
+    until: datetime | None
+    reason: str | None
+
+
+class SiteOut(BaseModel):
+    """A configured site with its zones and current response level."""
+
+    id: str
+    name: str
+    kind: str
+    lat: float
+    lon: float
+    timezone: str
+    zones: list[ZoneOut]
+    devices: int = Field(description="Configured devices at the site")
+    units: int = Field(description="Units based at the site")
+    response_level: ResponseLevelOut
+
+
+class AlertTypeOut(BaseModel):
+    """One type of the alert catalogue."""
+
+    type: str
+    severity: str
+    title: str
+    title_en: str
+    case: str | None = Field(description="Case category (theft, robbery...) for the zero-case board, if any")
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+class ComplianceRow(BaseModel):
+    """1-3-5 compliance of one tier in one period (and site) and severity."""
+
+    period: date = Field(description="First local day of the period")
+    site_id: str | None
+    severity: str
+    tier: int
+    deadline_s: int | None
+    requested: int
+    met: int
+    missed: int
+    pending: int
+    void: int
+    share_met: float | None = Field(description="met / (met + missed); None when nothing is decided")
+    median_arrival_s: float | None
+    max_arrival_s: float | None
+
+
+class AlertCountRow(BaseModel):
+    """Alerts of one type at one site in one period."""
+
+    period: date
+    site_id: str | None
+    type: str
+    alerts: int
+    sightings: int
+    false_alarms: int
+
+
+class ZeroCaseRow(BaseModel):
+    """A site on the zero-case board."""
+
+    site_id: str
+    name: str
+    kind: str
+    last_case_at: datetime | None
+    last_case_type: str | None
+    cases_in_period: int
+    days_since_case: int | None
+    response_level: int
+    zero_case: bool = Field(description="No case-type alert in the period")
+
+
+class DeviceHealthRow(BaseModel):
+    """A configured device's health."""
+
+    device_id: str
+    site_id: str
+    kind: str
+    name: str
+    lat: float | None
+    lon: float | None
+    heartbeat_s: int | None
+    last_received: datetime | None
+    silent_s: float | None
+    open_alerts: int
+    status: str = Field(description="ok, silent (past its heartbeat) or never_seen")
