@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from detectors.crowd.cli import register as register_crowd
 from watchpost.config import ConfigError, WatchpostConfig, load_config
 
 __all__ = ["Settings", "main"]
@@ -135,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     b_ingest.add_argument("--json", action="store_true", help="print one JSON object")
     b_ingest.set_defaults(handler=_cmd_bench_ingest)
+
+    register_crowd(sub)
 
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(handler=_cmd_migrate)
