@@ -4,9 +4,10 @@ Two ridge regressions, both closed-form in numpy:
 
 - the **count**: frame count ~ features summed over the frame, through the origin (no people,
   no change, no count), each feature scaled to unit variance before the penalty;
-- the **spread**: the same features, also times the depth of their row, fitted to the people
-  inside 5 x 5-cell blocks (each person's body spread around the point below their head),
-  plus the frame totals; it only says where the count lies, so zones get their share.
+- the **spread**: the same features times a smooth basis over the frame (so that the weights
+  may differ between the far and the near part), fitted to the people inside 5 x 5-cell
+  blocks (each person's body spread around the point below their head) plus the frame
+  totals; it only says where the count lies, so zones get their share.
 
 The background is the per-pixel median of up to 200 calibration frames spread over the set.
 """
@@ -103,8 +104,9 @@ def calibrate(
         t = np.concatenate([blocks_y, _TOTAL_WEIGHT * y[with_heads]])
         shape_weights = _ridge(x, t, ridge)
     else:
-        # no head positions: spread the count like the count model does
-        shape_weights = np.concatenate([total_weights, np.zeros_like(total_weights)])
+        # no head positions: spread the count like the count model does (the basis sums to 1)
+        nodes = expand_features(values[0]).shape[-1] // values.shape[-1]
+        shape_weights = np.tile(total_weights, nodes)
     residual = fitted - y
     return CameraModel(
         width=width,

@@ -37,7 +37,7 @@ class CameraModel:
     roi: np.ndarray  # uint8 (H, W): 1 where people are counted
     perspective: np.ndarray  # float32 (H, W)
     total_weights: np.ndarray  # float64 (features,): count = sum over cells of features @ total_weights
-    shape_weights: np.ndarray  # float64 (2 * features,): where in the frame the count lies (see counting)
+    shape_weights: np.ndarray  # float64 (basis nodes * features,): where in the frame the count lies (see counting)
     person_area: float  # image area of a person, in pixels, where the perspective weight is 1
     fit: dict[str, Any] = field(default_factory=dict)  # calibration figures, for people to read
 

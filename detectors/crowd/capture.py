@@ -157,7 +157,9 @@ def decode_jpeg(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes:
     # A JPEG cut short still decodes in libjpeg (grey below the cut): require the end marker.
     if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         raise FrameError(FrameErrorReason.CORRUPT, "truncated: no end-of-image marker")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    raw = np.frombuffer(data, np.uint8)
+    _check_entropy_data(raw)
+    image = cv2.imdecode(raw, cv2.IMREAD_COLOR)
     if image is None:
         raise FrameError(FrameErrorReason.CORRUPT, "the JPEG data does not decode")
     if image.shape[:2] != (height, width):
@@ -165,6 +167,26 @@ def decode_jpeg(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes:
             FrameErrorReason.CORRUPT, f"decoded {image.shape[1]}x{image.shape[0]}, header says {width}x{height}"
         )
     return image
+
+
+# After 0xFF inside compressed data only these may follow: a stuffed zero, fill, restart
+# markers, end of image, and the tables/scan markers that separate progressive scans.
+_ALLOWED_AFTER_FF = np.zeros(256, bool)
+_ALLOWED_AFTER_FF[[0x00, 0xFF, 0xC4, 0xCC, 0xD9, 0xDA, 0xDB, 0xDD, 0xFE, *range(0xD0, 0xD8), *range(0xE0, 0xF0)]] = True
+
+
+def _check_entropy_data(raw: np.ndarray) -> None:
+    """Refuse compressed data with impossible markers: libjpeg only warns about those and decodes garbage."""
+    sos = bytes(raw[: min(len(raw), 65536)]).find(b"\xff\xda")
+    if sos < 0:
+        raise FrameError(FrameErrorReason.CORRUPT, "no image data (SOS marker)")
+    body = raw[sos + 2 : -1]
+    follow = body[1:][body[:-1] == 0xFF]
+    bad = follow[~_ALLOWED_AFTER_FF[follow]]
+    if bad.size:
+        raise FrameError(
+            FrameErrorReason.CORRUPT, f"damaged image data ({bad.size} invalid markers, first 0xFF{bad[0]:02X})"
+        )
 
 
 # --- sources -------------------------------------------------------------------------------------
@@ -178,7 +200,7 @@ class _Sampler:
         self._next: float | None = None
 
     def take(self, t: float) -> bool:
-        if self._next is not None and t < self._next:
+        if self._next is not None and t < self._next - 1e-6:  # float steps like 0.1 * 6 < 0.6
             return False
         # schedule from the ideal grid, not from t, so a steady stream keeps the configured rate
         late = self._next is None or t - self._next > self._period

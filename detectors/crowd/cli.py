@@ -142,7 +142,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     import cv2
 
     from detectors.crowd.camera import CameraModel
-    from detectors.crowd.capture import DirectorySource
+    from detectors.crowd.capture import DirectorySource, FrameError, FrameErrorReason
     from detectors.crowd.counting import Counter, Zone
     from detectors.crowd.evaluation import count_errors, draw_plot, episodes, score_alarms
     from detectors.crowd.gathering import GatheringRule
@@ -170,8 +170,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     times = [float(first + i) for i in range(len(labels))]
 
     # The ceiling: reading and decoding alone, after one untimed pass that warms the file cache.
+    if not args.frames.is_dir():
+        raise FrameError(FrameErrorReason.OPEN_FAILED, f"no such folder: {args.frames}")
     for lf in labels:
-        (args.frames / lf.frame).read_bytes()
+        try:
+            (args.frames / lf.frame).read_bytes()
+        except OSError:
+            source.read(lf.frame)  # raises the FrameError that names the file and the reason
     started = time.perf_counter()
     for i, lf in enumerate(labels):
         source.read(lf.frame)

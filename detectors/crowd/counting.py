@@ -1,9 +1,10 @@
 """People counting per frame and per zone with a calibrated camera model.
 
 The count is a linear model of perspective-weighted cell features (see ``features``); a
-second linear model, trained on where the labelled people stood, says how the count is spread
-over the frame. The spread is rescaled to the count, so zone counts always add up to the
-frame's count and a zone's count is the sum of the density inside its polygon.
+second linear model, with weights that vary smoothly over the frame and trained on where the
+labelled people stood, says how the count is spread over the frame. The spread is rescaled
+to the count, so zone counts always add up to the frame's count and a zone's count is the
+sum of the density inside its polygon.
 """
 
 from __future__ import annotations
@@ -90,11 +91,30 @@ def cell_weights(model_roi: np.ndarray, perspective: np.ndarray, cell: int) -> n
     return np.where(inside > 0, cell_pool(perspective * roi_f, cell) / np.maximum(inside, 1e-6), 0.0).astype(np.float32)
 
 
+_SPREAD_NODES = (3, 4)  # rows x columns of the grid over which the spread model's weights vary
+
+
+def _tents(nodes: int, size: int) -> np.ndarray:
+    """Piecewise-linear ("tent") weights of ``nodes`` evenly spaced nodes at ``size`` positions; columns sum to 1."""
+    pos = (np.arange(size, dtype=np.float32) + 0.5) / size * (nodes - 1)
+    return np.stack([np.maximum(0.0, 1.0 - np.abs(pos - k)) for k in range(nodes)])
+
+
 def expand_features(values: np.ndarray) -> np.ndarray:
-    """Features and features x relative row height: lets the spread model's weights vary with depth."""
-    rows = values.shape[0]
-    depth = ((np.arange(rows, dtype=np.float32) + 0.5) / rows)[:, None, None]
-    return np.concatenate([values, values * depth], axis=2)
+    """Features times a smooth basis over the frame (bilinear tents on a 3 x 4 grid of nodes).
+
+    Gives the spread model weights that vary smoothly across the picture: the same amount of
+    change means more people under the far shop fronts than on the near floor, and the
+    perspective map alone does not capture all of it.
+    """
+    rows, cols, k = values.shape[-3:]
+    ty, tx = _tents(_SPREAD_NODES[0], rows), _tents(_SPREAD_NODES[1], cols)
+    basis = (ty[:, :, None, None] * tx[None, None, :, :]).transpose(0, 2, 1, 3)  # ny, nx, rows, cols
+    basis = basis.reshape(-1, rows, cols)
+    out = values[..., None, :, :, :] * basis[..., :, :, None] if values.ndim == 4 else values[None] * basis[..., None]
+    # -> (..., nodes, rows, cols, k) -> (..., rows, cols, nodes * k)
+    out = np.moveaxis(out, -4, -2)
+    return out.reshape(*out.shape[:-2], -1)
 
 
 def zone_mask(zone: Zone, width: int, height: int, cell: int) -> np.ndarray:

@@ -72,14 +72,23 @@ def _f1(p: float, r: float) -> float:
 def score_alarms(
     predicted: Sequence[Episode], true: Sequence[Episode], times: Sequence[float], *, slack: float
 ) -> AlarmScores:
-    """Episode scores (a predicted episode is right when it overlaps a true one within ``slack``) and frame scores.
+    """Episode scores and frame scores of predicted against true gathering episodes.
 
+    Episodes are matched one to one, in time order: a true episode is found by the first
+    unmatched predicted episode that overlaps it (``slack`` allows for the one starting a
+    little after the other ended). One long alarm over two true gatherings finds one of them.
     With no true and no predicted episode, precision and recall are 1: nothing to find, nothing false.
     """
-    hit_pred = sum(any(_overlaps(p, t, slack) for t in true) for p in predicted)
-    hit_true = sum(any(_overlaps(t, p, slack) for p in predicted) for t in true)
-    precision = hit_pred / len(predicted) if predicted else (1.0 if not true else 0.0)
-    recall = hit_true / len(true) if true else 1.0
+    used: set[int] = set()
+    matched = 0
+    for t in sorted(true, key=lambda e: e.start):
+        for i, p in enumerate(predicted):
+            if i not in used and _overlaps(p, t, slack):
+                used.add(i)
+                matched += 1
+                break
+    precision = matched / len(predicted) if predicted else (1.0 if not true else 0.0)
+    recall = matched / len(true) if true else 1.0
     t_arr = np.asarray(times, np.float64)
 
     def on(eps: Sequence[Episode]) -> np.ndarray:
