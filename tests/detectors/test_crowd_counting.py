@@ -156,3 +156,34 @@ def test_zone_text_is_parsed_and_checked():
         Zone.parse("1,2 3,4")
     with pytest.raises(ValueError, match="not x,y"):
         Zone.parse("1,2 3;4 5,6")
+
+
+def test_counts_only_labels_still_calibrate():
+    """Labels with counts but no head positions calibrate (plain median background, spread like the count)."""
+    frames = syn.video(120, seed=9, max_people=12)
+    labels, images = _labelled(frames)
+    counts_only = [LabelledFrame(lf.frame, lf.count, ()) for lf in labels]
+    m = calibrate(counts_only, lambda lf: images[lf.frame], perspective=syn.perspective(), person_height_px=60)
+    test = syn.video(40, seed=10, max_people=12)
+    counter = Counter(m)
+    errors = [counter.count(f.image).total - f.count for f in test]
+    assert np.abs(errors).mean() < 1.5
+
+
+def test_background_leaves_out_a_person_who_sat_through_most_calibration_frames():
+    """Someone sitting still in 60 % of the calibration frames is not learnt as background, so is counted later."""
+    rng = np.random.default_rng(17)
+    moving = syn.video(100, seed=12, max_people=10)
+    sitter = (60.0, 120.0, 40)
+    labels, images = [], {}
+    for i, f in enumerate(moving):
+        image = f.image.copy()
+        heads = f.heads + (syn.draw_people(image, [sitter]) if i % 5 < 3 else ())
+        labels.append(LabelledFrame(f"s{i}", len(heads), heads))
+        images[f"s{i}"] = syn.finish(image, rng)
+    m = calibrate(labels, lambda lf: images[lf.frame], perspective=syn.perspective(), person_height_px=60)
+    body = (slice(140, 150), slice(57, 63))  # the sitter's dark body
+    assert np.abs(m.background[body].astype(int) - syn.background()[body].astype(int)).mean() < 12
+    alone = syn.background()
+    syn.draw_people(alone, [sitter])
+    assert Counter(m).count(syn.finish(alone, rng)).total > 0.6
