@@ -47,12 +47,6 @@ log = logging.getLogger("watchpost.crowd.capture")
 DEFAULT_MAX_PIXELS = 4096 * 3072  # 12.6 Mpx: above any surveillance camera's main stream
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 
-# libjpeg/OpenCV print warnings for damaged data on stderr; we report our own errors instead.
-try:  # pragma: no branch
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
-except AttributeError:  # pragma: no cover - older builds without the logging module
-    pass
-
 
 class FrameErrorReason(StrEnum):
     """Why a frame or a source could not be used. Stable codes."""
@@ -267,56 +261,55 @@ class StreamSource:
         """Make iteration end after the current frame."""
         self._stopped = True
 
-    def _connect(self) -> cv2.VideoCapture | None:
-        failures = 0
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        failures = 0  # connections in a row that gave no frame
         delay = self._backoff_initial
         while not self._stopped:
             cap = self._open(self.url)
+            got_frames = False
             if cap is not None and cap.isOpened():
-                if failures or self._health.state is not HealthState.OK:
-                    log.info("stream reconnected source=%s attempts=%d", self.url, failures + 1)
+                if self._health.state is not HealthState.OK:
+                    log.info("stream connected source=%s after_failures=%d", self.url, failures)
                 self._health.state = HealthState.OK
                 self._health.reason = None
-                return cap
-            if cap is not None:
-                cap.release()
-            failures += 1
-            self._health.reason = f"cannot open {self.url} (attempt {failures})"
+                try:
+                    while not self._stopped:
+                        ok, image = cap.read()
+                        if not ok or image is None:
+                            self._health.reason = f"stream lost after {self._health.frames} frames"
+                            log.warning("stream lost source=%s frames=%d", self.url, self._health.frames)
+                            break
+                        got_frames = True
+                        failures = 0
+                        delay = self._backoff_initial
+                        now = self._clock()
+                        if not self._sampler.take(now):
+                            continue
+                        self._health.last_frame_at = now
+                        self._health.frames += 1
+                        yield Frame(image=image, time=now, index=index, source=self.url)
+                        index += 1
+                finally:
+                    cap.release()
+            else:
+                if cap is not None:
+                    cap.release()
+                self._health.reason = f"cannot open {self.url}"
+            if self._stopped:
+                return
+            if not got_frames:  # an open that yields nothing counts as a failure, or a flapping camera spins
+                failures += 1
             if self._max_attempts is not None and failures >= self._max_attempts:
                 self._health.state = HealthState.DEAD
                 self._health.reason = f"gave up after {failures} failed attempts to open {self.url}"
                 log.warning("stream dead source=%s reason=%s", self.url, self._health.reason)
-                return None
+                return
             self._health.state = HealthState.RECONNECTING
             self._health.reconnects += 1
-            log.warning("stream reconnecting source=%s delay_s=%.1f", self.url, delay)
+            log.warning("stream reconnecting source=%s delay_s=%.1f reason=%s", self.url, delay, self._health.reason)
             self._sleep(delay)
             delay = min(delay * 2, self._backoff_max)
-        return None
-
-    def __iter__(self) -> Iterator[Frame]:
-        index = 0
-        while not self._stopped:
-            cap = self._connect()
-            if cap is None:
-                return
-            try:
-                while not self._stopped:
-                    ok, image = cap.read()
-                    if not ok or image is None:
-                        self._health.state = HealthState.RECONNECTING
-                        self._health.reason = f"stream lost after {self._health.frames} frames"
-                        log.warning("stream lost source=%s frames=%d", self.url, self._health.frames)
-                        break
-                    now = self._clock()
-                    if not self._sampler.take(now):
-                        continue
-                    self._health.last_frame_at = now
-                    self._health.frames += 1
-                    yield Frame(image=image, time=now, index=index, source=self.url)
-                    index += 1
-            finally:
-                cap.release()
 
 
 class FileSource:

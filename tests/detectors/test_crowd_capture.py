@@ -128,8 +128,13 @@ def test_oversized_payload_is_refused_before_parsing():
 def test_dead_stream_gives_up_after_backoff_and_reports_why():
     """A stream that cannot be opened is retried with doubling delays, then marked dead with the reason."""
     delays: list[float] = []
-    source = StreamSource("rtsp://127.0.0.1:9/none", max_attempts=4, backoff_initial=0.5, sleep=delays.append)
-    source._open = lambda url: cv2.VideoCapture("/nonexistent/camera.avi")  # nothing listens: opening fails fast
+    source = StreamSource(
+        "rtsp://127.0.0.1:9/none",
+        max_attempts=4,
+        backoff_initial=0.5,
+        sleep=delays.append,
+        open_capture=lambda url: cv2.VideoCapture("/nonexistent/camera.avi"),  # fails fast, as a dead camera does
+    )
     assert list(source) == []
     health = source.health
     assert health.state is HealthState.DEAD
@@ -152,13 +157,13 @@ def test_stream_that_closes_is_reconnected_then_declared_dead(tmp_path):
     assert len(frames) == 6
     assert source.health.state is HealthState.DEAD
     assert source.health.frames == 6 and source.health.last_frame_at is not None
-    assert delays == [1.0]
+    assert "gave up after 2 failed attempts" in (source.health.reason or "")
+    assert delays == [1.0, 2.0]  # lost: wait, retry (fails), wait longer, retry (fails): dead
 
 
 def test_stream_sampling_keeps_the_configured_rate():
     """At 2 frames per second sampling, a 10 fps stream yields every fifth frame."""
     clock = iter(i * 0.1 for i in range(1000))
-    source = StreamSource("unused", sample_fps=2.0, clock=lambda: next(clock), max_attempts=1)
     path_frames = syn.video(20, seed=2)
 
     class _Capture:  # stands in for a network camera: there is none on this machine
@@ -177,11 +182,28 @@ def test_stream_sampling_keeps_the_configured_rate():
         def release(self) -> None:
             self.i = len(path_frames) + 1
 
-    opened = []
-    source._open = lambda url: opened.append(1) or (_Capture() if len(opened) == 1 else cv2.VideoCapture("/no/such"))
+    opened: list[int] = []
+    source = StreamSource(
+        "unused",
+        sample_fps=2.0,
+        clock=lambda: next(clock),
+        max_attempts=1,
+        sleep=lambda s: None,
+        open_capture=lambda url: opened.append(1) or (_Capture() if len(opened) == 1 else cv2.VideoCapture("/no/such")),
+    )
     times = [f.time for f in source]
     assert len(times) == 4
     assert times == pytest.approx([0.0, 0.5, 1.0, 1.5])
+
+
+def test_camera_that_opens_but_sends_nothing_is_declared_dead(tmp_path):
+    """A source that connects but never delivers a frame counts as failing and ends dead, not in a busy loop."""
+    empty = tmp_path / "empty.avi"
+    _video(empty, frames=0)
+    delays: list[float] = []
+    source = StreamSource(str(empty), max_attempts=3, sleep=delays.append)
+    assert list(source) == []
+    assert source.health.state is HealthState.DEAD and delays == [1.0, 2.0]
 
 
 def test_file_source_reads_a_video_at_the_sampling_rate(tmp_path):
