@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from detectors.crowd.cli import register as register_crowd
 from watchpost.config import ConfigError, WatchpostConfig, load_config
 
 __all__ = ["Settings", "main"]
@@ -153,6 +154,8 @@ def _parser() -> argparse.ArgumentParser:
     b_alerts.add_argument("--broker", help="broker URL (default: a private Mosquitto, as for bench ingest)")
     b_alerts.add_argument("--json", action="store_true", help="print one JSON object")
     b_alerts.set_defaults(handler=_cmd_bench_alerts)
+
+    register_crowd(sub)
 
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(handler=_cmd_migrate)

@@ -1,0 +1,113 @@
+"""A calibrated camera: what calibration learnt and what counting needs, in one file.
+
+The file is an ``.npz`` archive of plain arrays plus one JSON document (``meta``), loaded with
+``allow_pickle=False``: a model file can be inspected with numpy alone and cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FORMAT_VERSION", "CameraModel", "ModelFileError", "load_roi"]
+
+FORMAT_VERSION = 1
+
+
+class ModelFileError(Exception):
+    """A camera model or ROI file that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CameraModel:
+    """Everything the counter needs for one camera.
+
+    ``perspective`` is a weight per pixel inversely proportional to the image area a person
+    covers there (1 near the camera, larger far away), as in the Mall dataset's map.
+    """
+
+    width: int
+    height: int
+    cell: int  # side of a feature cell in pixels
+    background: np.ndarray  # uint8 (H, W, 3): the empty scene
+    roi: np.ndarray  # uint8 (H, W): 1 where people are counted
+    perspective: np.ndarray  # float32 (H, W)
+    total_weights: np.ndarray  # float64 (features,): count = sum over cells of features @ total_weights
+    shape_weights: np.ndarray  # float64 (basis nodes * features,): where in the frame the count lies (see counting)
+    person_area: float  # image area of a person, in pixels, where the perspective weight is 1
+    fit: dict[str, Any] = field(default_factory=dict)  # calibration figures, for people to read
+
+    def save(self, path: Path) -> None:
+        """Write the model to ``path`` (npz, whatever the suffix)."""
+        meta = {
+            "format": "watchpost-crowd-camera",
+            "version": FORMAT_VERSION,
+            "width": self.width,
+            "height": self.height,
+            "cell": self.cell,
+            "person_area": self.person_area,
+            "fit": self.fit,
+        }
+        with open(path, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                meta=np.array(json.dumps(meta)),
+                background=self.background,
+                roi=self.roi,
+                perspective=self.perspective.astype(np.float32),
+                total_weights=self.total_weights,
+                shape_weights=self.shape_weights,
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> CameraModel:
+        """Read a model written by :meth:`save`; :class:`ModelFileError` says what is wrong."""
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise ModelFileError(f"{path}: not a camera model ({exc})") from exc
+        try:
+            meta = json.loads(str(arrays["meta"]))
+            if meta.get("format") != "watchpost-crowd-camera" or meta.get("version") != FORMAT_VERSION:
+                raise ModelFileError(f"{path}: unsupported model format {meta.get('format')} v{meta.get('version')}")
+            model = cls(
+                width=int(meta["width"]),
+                height=int(meta["height"]),
+                cell=int(meta["cell"]),
+                background=arrays["background"],
+                roi=arrays["roi"],
+                perspective=arrays["perspective"],
+                total_weights=arrays["total_weights"],
+                shape_weights=arrays["shape_weights"],
+                person_area=float(meta["person_area"]),
+                fit=dict(meta.get("fit", {})),
+            )
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ModelFileError(f"{path}: incomplete camera model (missing {exc})") from exc
+        expected = (model.height, model.width)
+        shapes = (model.background.shape, model.roi.shape, model.perspective.shape)
+        if shapes != ((*expected, 3), expected, expected):
+            raise ModelFileError(f"{path}: arrays do not match the model size {model.width}x{model.height}")
+        return model
+
+
+def load_roi(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(roi_mask, perspective)`` from an npz with either or both keys (Mall's ``perspective_roi.npz``)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            roi = z["roi_mask"].astype(np.uint8) if "roi_mask" in z.files else None
+            perspective = z["perspective"].astype(np.float32) if "perspective" in z.files else None
+    except (OSError, ValueError, EOFError) as exc:
+        raise ModelFileError(f"{path}: not an ROI file ({exc})") from exc
+    if roi is None and perspective is None:
+        raise ModelFileError(f"{path}: has neither 'roi_mask' nor 'perspective'")
+    if roi is not None and perspective is not None and roi.shape != perspective.shape:
+        raise ModelFileError(f"{path}: roi_mask {roi.shape} and perspective {perspective.shape} differ in size")
+    if perspective is not None and not (np.isfinite(perspective).all() and (perspective > 0).all()):
+        raise ModelFileError(f"{path}: perspective must be finite and positive")
+    return roi, perspective

@@ -1,0 +1,423 @@
+"""Frame sources: the one module that owns OpenCV capture and JPEG decoding.
+
+Sources yield :class:`Frame` objects at a configured sampling rate:
+
+- :class:`StreamSource` -- RTSP/HTTP URLs (or a video file treated as a live stream) through
+  ``cv2.VideoCapture``, reconnecting with exponential backoff when the stream is lost, and
+  giving up (health ``dead``) after a configured number of failed attempts;
+- :class:`FileSource` -- a video file, read once to its end;
+- :class:`DirectorySource` -- a folder of JPEG files (or a given list of them), in order;
+- :func:`decode_jpeg` -- one JPEG byte string, e.g. a frame published over MQTT.
+
+Every JPEG is checked before it is decoded: the magic bytes, a size cap, and the dimensions
+declared in its header against a pixel cap, so a small file that declares a gigapixel image
+(a pixel bomb) is refused without allocating it. What cannot be used raises
+:class:`FrameError` with a stable reason and a human detail; nothing here crashes on bad data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_PIXELS",
+    "CameraHealth",
+    "DirectorySource",
+    "FileSource",
+    "Frame",
+    "FrameError",
+    "FrameErrorReason",
+    "HealthState",
+    "StreamSource",
+    "decode_jpeg",
+    "jpeg_dimensions",
+]
+
+log = logging.getLogger("watchpost.crowd.capture")
+
+DEFAULT_MAX_PIXELS = 4096 * 3072  # 12.6 Mpx: above any surveillance camera's main stream
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+
+
+class FrameErrorReason(StrEnum):
+    """Why a frame or a source could not be used. Stable codes."""
+
+    NOT_JPEG = "not_jpeg"
+    TOO_LARGE = "too_large"  # bytes or declared pixels over the cap
+    CORRUPT = "corrupt"  # a JPEG that does not decode cleanly
+    OPEN_FAILED = "open_failed"
+    STREAM_LOST = "stream_lost"
+    DEAD = "dead"  # gave up reconnecting
+
+
+class FrameError(Exception):
+    """A frame or source that cannot be used; carries a stable reason and a human detail."""
+
+    def __init__(self, reason: FrameErrorReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class HealthState(StrEnum):
+    """A camera's state as the console shows it."""
+
+    OK = "ok"
+    RECONNECTING = "reconnecting"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class CameraHealth:
+    """Snapshot of a source's health: state, when the last frame arrived, and why if not ok."""
+
+    source: str
+    state: HealthState
+    last_frame_at: float | None  # epoch seconds
+    reason: str | None
+    reconnects: int
+    frames: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Frame:
+    """One decoded frame: BGR uint8 pixels, capture time (epoch s), index in its source, and its name."""
+
+    image: np.ndarray
+    time: float
+    index: int
+    source: str
+    name: str = ""
+
+
+# --- JPEG --------------------------------------------------------------------------------------
+
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+_STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
+
+
+def jpeg_dimensions(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` from the JPEG's frame header, without decoding the image."""
+    if len(data) < 4 or data[:3] != b"\xff\xd8\xff":
+        raise FrameError(FrameErrorReason.NOT_JPEG, "does not start with the JPEG marker FFD8FF")
+    i = 2
+    n = len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise FrameError(FrameErrorReason.CORRUPT, f"expected a marker at byte {i}")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _STANDALONE:
+            i += 2
+            continue
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if length < 2:
+            raise FrameError(FrameErrorReason.CORRUPT, f"segment length {length} at byte {i}")
+        if marker in _SOF_MARKERS:
+            if i + 9 > n:
+                break
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            if width == 0 or height == 0:
+                raise FrameError(FrameErrorReason.CORRUPT, f"declares a {width}x{height} image")
+            return width, height
+        if marker == 0xDA:  # start of scan before any frame header
+            break
+        i += 2 + length
+    raise FrameError(FrameErrorReason.CORRUPT, "no frame header (SOF) before the image data")
+
+
+def decode_jpeg(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Decode one JPEG to BGR uint8, refusing anything that is not a complete, reasonably sized JPEG."""
+    if len(data) > max_bytes:
+        raise FrameError(FrameErrorReason.TOO_LARGE, f"{len(data)} bytes, over the {max_bytes}-byte cap")
+    width, height = jpeg_dimensions(data)
+    if width * height > max_pixels:
+        raise FrameError(
+            FrameErrorReason.TOO_LARGE,
+            f"declares {width}x{height} = {width * height} pixels, over the cap {max_pixels}",
+        )
+    # A JPEG cut short still decodes in libjpeg (grey below the cut): require the end marker.
+    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise FrameError(FrameErrorReason.CORRUPT, "truncated: no end-of-image marker")
+    raw = np.frombuffer(data, np.uint8)
+    _check_entropy_data(raw)
+    image = cv2.imdecode(raw, cv2.IMREAD_COLOR)
+    if image is None:
+        raise FrameError(FrameErrorReason.CORRUPT, "the JPEG data does not decode")
+    if image.shape[:2] != (height, width):
+        raise FrameError(
+            FrameErrorReason.CORRUPT, f"decoded {image.shape[1]}x{image.shape[0]}, header says {width}x{height}"
+        )
+    return image
+
+
+# After 0xFF inside compressed data only these may follow: a stuffed zero, fill, restart
+# markers, end of image, and the tables/scan markers that separate progressive scans.
+_ALLOWED_AFTER_FF = np.zeros(256, bool)
+_ALLOWED_AFTER_FF[[0x00, 0xFF, 0xC4, 0xCC, 0xD9, 0xDA, 0xDB, 0xDD, 0xFE, *range(0xD0, 0xD8), *range(0xE0, 0xF0)]] = True
+
+
+def _check_entropy_data(raw: np.ndarray) -> None:
+    """Refuse compressed data with impossible markers: libjpeg only warns about those and decodes garbage."""
+    sos = bytes(raw[: min(len(raw), 65536)]).find(b"\xff\xda")
+    if sos < 0:
+        raise FrameError(FrameErrorReason.CORRUPT, "no image data (SOS marker)")
+    body = raw[sos + 2 : -1]
+    follow = body[1:][body[:-1] == 0xFF]
+    bad = follow[~_ALLOWED_AFTER_FF[follow]]
+    if bad.size:
+        raise FrameError(
+            FrameErrorReason.CORRUPT, f"damaged image data ({bad.size} invalid markers, first 0xFF{bad[0]:02X})"
+        )
+
+
+# --- sources -------------------------------------------------------------------------------------
+
+
+class _Sampler:
+    """Lets a frame through when at least 1/fps has passed (by the frame's own time)."""
+
+    def __init__(self, fps: float | None) -> None:
+        self._period = 1.0 / fps if fps else 0.0
+        self._next: float | None = None
+
+    def take(self, t: float) -> bool:
+        if self._next is not None and t < self._next - 1e-6:  # float steps like 0.1 * 6 < 0.6
+            return False
+        # schedule from the ideal grid, not from t, so a steady stream keeps the configured rate
+        late = self._next is None or t - self._next > self._period
+        self._next = t + self._period if late else self._next + self._period
+        return True
+
+
+class _Health:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.state = HealthState.OK
+        self.last_frame_at: float | None = None
+        self.reason: str | None = None
+        self.reconnects = 0
+        self.frames = 0
+
+    def snapshot(self) -> CameraHealth:
+        return CameraHealth(
+            source=self.source,
+            state=self.state,
+            last_frame_at=self.last_frame_at,
+            reason=self.reason,
+            reconnects=self.reconnects,
+            frames=self.frames,
+        )
+
+
+class StreamSource:
+    """A live stream (RTSP/HTTP URL, or a file read as if live) with reconnect and backoff.
+
+    ``max_attempts`` failed (re)connections in a row make the source dead: iteration stops and
+    :attr:`health` says why. ``sleep`` and ``clock`` can be replaced in tests.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        sample_fps: float | None = None,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+        max_attempts: int | None = 10,
+        sleep: Callable[[float], None] = _time.sleep,
+        clock: Callable[[], float] = _time.time,
+        open_capture: Callable[[str], cv2.VideoCapture] | None = None,
+    ) -> None:
+        self.url = url
+        self._sampler = _Sampler(sample_fps)
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._max_attempts = max_attempts
+        self._sleep = sleep
+        self._clock = clock
+        self._open = open_capture or (lambda u: cv2.VideoCapture(u))
+        self._health = _Health(url)
+        self._stopped = False
+
+    @property
+    def health(self) -> CameraHealth:
+        """The source's health now."""
+        return self._health.snapshot()
+
+    def stop(self) -> None:
+        """Make iteration end after the current frame."""
+        self._stopped = True
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        failures = 0  # connections in a row that gave no frame
+        delay = self._backoff_initial
+        while not self._stopped:
+            cap = self._open(self.url)
+            got_frames = False
+            if cap is not None and cap.isOpened():
+                if self._health.state is not HealthState.OK:
+                    log.info("stream connected source=%s after_failures=%d", self.url, failures)
+                self._health.state = HealthState.OK
+                self._health.reason = None
+                try:
+                    while not self._stopped:
+                        ok, image = cap.read()
+                        if not ok or image is None:
+                            self._health.reason = f"stream lost after {self._health.frames} frames"
+                            log.warning("stream lost source=%s frames=%d", self.url, self._health.frames)
+                            break
+                        got_frames = True
+                        failures = 0
+                        delay = self._backoff_initial
+                        now = self._clock()
+                        if not self._sampler.take(now):
+                            continue
+                        self._health.last_frame_at = now
+                        self._health.frames += 1
+                        yield Frame(image=image, time=now, index=index, source=self.url)
+                        index += 1
+                finally:
+                    cap.release()
+            else:
+                if cap is not None:
+                    cap.release()
+                self._health.reason = f"cannot open {self.url}"
+            if self._stopped:
+                return
+            if not got_frames:  # an open that yields nothing counts as a failure, or a flapping camera spins
+                failures += 1
+            if self._max_attempts is not None and failures >= self._max_attempts:
+                self._health.state = HealthState.DEAD
+                self._health.reason = f"gave up after {failures} failed attempts to open {self.url}"
+                log.warning("stream dead source=%s reason=%s", self.url, self._health.reason)
+                return
+            self._health.state = HealthState.RECONNECTING
+            self._health.reconnects += 1
+            log.warning("stream reconnecting source=%s delay_s=%.1f reason=%s", self.url, delay, self._health.reason)
+            self._sleep(delay)
+            delay = min(delay * 2, self._backoff_max)
+
+
+class FileSource:
+    """A video file read once to its end; frame times are the file's own (seconds from its start)."""
+
+    def __init__(self, path: Path, *, sample_fps: float | None = None, start_time: float = 0.0) -> None:
+        self.path = Path(path)
+        self._sampler = _Sampler(sample_fps)
+        self._start = start_time
+        self._health = _Health(str(path))
+
+    @property
+    def health(self) -> CameraHealth:
+        """The source's health now."""
+        return self._health.snapshot()
+
+    def __iter__(self) -> Iterator[Frame]:
+        if not self.path.is_file():
+            self._health.state = HealthState.DEAD
+            self._health.reason = f"no such file: {self.path}"
+            raise FrameError(FrameErrorReason.OPEN_FAILED, self._health.reason)
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            if not cap.isOpened():
+                self._health.state = HealthState.DEAD
+                self._health.reason = f"cannot open {self.path} as video"
+                raise FrameError(FrameErrorReason.OPEN_FAILED, self._health.reason)
+            fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+            position = 0
+            index = 0
+            while True:
+                ok, image = cap.read()
+                if not ok or image is None:
+                    return
+                t = self._start + position / fps
+                position += 1
+                if not self._sampler.take(t):
+                    continue
+                self._health.last_frame_at = t
+                self._health.frames += 1
+                yield Frame(image=image, time=t, index=index, source=str(self.path))
+                index += 1
+        finally:
+            cap.release()
+
+
+class DirectorySource:
+    """JPEG files of a folder in name order, or the given names; frame i has time i / fps.
+
+    Each file goes through :func:`decode_jpeg`. With ``skip_bad`` a bad file is logged, counted
+    in the health and skipped; without it the :class:`FrameError` propagates (naming the file).
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        names: Sequence[str] | None = None,
+        fps: float = 1.0,
+        skip_bad: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        self.folder = Path(folder)
+        self._names = names
+        self._fps = fps
+        self._skip_bad = skip_bad
+        self._max_pixels = max_pixels
+        self._health = _Health(str(folder))
+        self.bad: list[tuple[str, FrameError]] = []
+
+    @property
+    def health(self) -> CameraHealth:
+        """The source's health now."""
+        return self._health.snapshot()
+
+    def read(self, name: str) -> np.ndarray:
+        """Read and decode one file of the folder."""
+        path = self.folder / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise FrameError(FrameErrorReason.OPEN_FAILED, f"{path}: {exc.strerror or exc}") from exc
+        try:
+            return decode_jpeg(data, max_pixels=self._max_pixels)
+        except FrameError as exc:
+            raise FrameError(exc.reason, f"{path}: {exc.detail}") from exc
+
+    def __iter__(self) -> Iterator[Frame]:
+        if not self.folder.is_dir():
+            self._health.state = HealthState.DEAD
+            self._health.reason = f"no such folder: {self.folder}"
+            raise FrameError(FrameErrorReason.OPEN_FAILED, self._health.reason)
+        names = (
+            list(self._names)
+            if self._names is not None
+            else sorted(p.name for p in self.folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+        )
+        for index, name in enumerate(names):
+            try:
+                image = self.read(name)
+            except FrameError as exc:
+                self._health.reason = str(exc)
+                if not self._skip_bad:
+                    raise
+                log.warning("bad frame skipped source=%s frame=%s reason=%s", self.folder, name, exc)
+                self.bad.append((name, exc))
+                continue
+            t = index / self._fps
+            self._health.last_frame_at = t
+            self._health.frames += 1
+            yield Frame(image=image, time=t, index=index, source=str(self.folder), name=name)

@@ -1,0 +1,267 @@
+"""``watchpost crowd calibrate`` and ``watchpost crowd eval``: fit a camera, and measure it.
+
+``eval`` is also the crowd benchmark: it prints MAE, RMSE and frames per second with JPEG
+decoding included, beside the rate of decoding alone (the ceiling on the same machine), and
+with a zone the gathering precision, recall and F1 against the alarms that the true zone
+counts (from the labelled head positions) give under the same gathering rule.
+
+OpenCV and the counting code are imported when a crowd command runs, not when the
+``watchpost`` command line starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from detectors.crowd.labels import LabelError, LabelledFrame, load_labels, parse_range, select_range
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``crowd calibrate`` and ``crowd eval`` to the ``watchpost`` command line."""
+    crowd = subparsers.add_parser("crowd", help="crowd counting: calibrate a camera, evaluate it")
+    sub = crowd.add_subparsers(dest="crowd", required=True, metavar="WHAT")
+
+    cal = sub.add_parser("calibrate", help="fit a camera model from labelled frames")
+    _frame_args(cal)
+    cal.add_argument("--roi", type=Path, help="npz with roi_mask and/or perspective (480x640 for Mall)")
+    cal.add_argument(
+        "--person-height",
+        type=float,
+        help="a person's height in pixels where the perspective weight is 1 (default 26%% of the frame height)",
+    )
+    cal.add_argument("--cell", type=int, default=16, help="feature cell size in pixels (default 16)")
+    cal.add_argument("--ridge", type=float, default=1.0, help="ridge penalty (default 1)")
+    cal.add_argument("--out", type=Path, required=True, help="camera model file to write")
+    cal.add_argument("--json", action="store_true", help="print one JSON object")
+    cal.set_defaults(handler=_cmd_calibrate)
+
+    ev = sub.add_parser("eval", help="count errors, speed and gathering scores on labelled frames")
+    ev.add_argument("--model", type=Path, required=True, help="camera model from 'crowd calibrate'")
+    _frame_args(ev)
+    ev.add_argument("--zone", help='polygon in image pixels: "x1,y1 x2,y2 x3,y3 ..."')
+    ev.add_argument("--threshold", type=float, help="people in the zone that make a gathering")
+    ev.add_argument("--dwell", type=float, default=5, help="frames at or above the threshold before raising (5)")
+    ev.add_argument("--release-threshold", type=float, help="level below which it clears (default 80%% of threshold)")
+    ev.add_argument("--release", type=float, help="frames below the release level before clearing (default: dwell)")
+    ev.add_argument("--cooldown", type=float, default=0, help="frames after clearing before a new alarm (0)")
+    ev.add_argument("--smooth", type=float, default=3, help="moving-average window in frames (3)")
+    ev.add_argument("--growth", type=float, help="also raise when the zone count grows by this factor ...")
+    ev.add_argument("--growth-window", type=float, default=60, help="... within this many frames (60)")
+    ev.add_argument("--adapt-rate", type=float, default=0.1, help="background update rate (0 = frozen; 0.1)")
+    ev.add_argument("--json", action="store_true", help="print exactly one JSON object")
+    ev.add_argument("--plot", type=Path, help="write predicted and true counts over time, and the alarms, as PNG")
+    ev.set_defaults(handler=_cmd_eval)
+
+
+def _frame_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--frames", type=Path, required=True, help="folder of the JPEG frames named in the labels")
+    p.add_argument("--labels", type=Path, required=True, help='labels.json: {"frames": [{"frame","count","heads"}]}')
+    p.add_argument("--range", dest="span", type=parse_range, help="only labels at 1-based positions FIRST-LAST")
+
+
+class _Progress:
+    """A one-line progress meter on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self._on = sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self._on:
+            return
+        now = time.monotonic()
+        if done == total or now - self._last > 0.2:
+            self._last = now
+            end = "\n" if done == total else ""
+            print(f"\r{stage}: {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+def _select(args: argparse.Namespace) -> tuple[LabelledFrame, ...]:
+    frames = select_range(load_labels(args.labels), args.span)
+    if not frames:
+        raise LabelError(f"{args.labels}: no frames selected")
+    return frames
+
+
+def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
+    from detectors.crowd.calibration import CalibrationError, calibrate
+    from detectors.crowd.camera import ModelFileError, load_roi
+    from detectors.crowd.capture import DirectorySource, FrameError
+
+    try:
+        labels = _select(args)
+        roi, perspective = load_roi(args.roi) if args.roi else (None, None)
+        source = DirectorySource(args.frames)
+        started = time.perf_counter()
+        model = calibrate(
+            labels,
+            lambda lf: source.read(lf.frame),
+            roi=roi,
+            perspective=perspective,
+            person_height_px=args.person_height,
+            cell=args.cell,
+            ridge=args.ridge,
+            progress=_Progress(),
+        )
+        model.save(args.out)
+    except (LabelError, FrameError, ModelFileError, CalibrationError, ValueError) as exc:
+        print(f"crowd calibrate: {exc}", file=sys.stderr)
+        return 2
+    took = time.perf_counter() - started
+    result = {**model.fit, "out": str(args.out), "seconds": round(took, 1)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(
+            f"calibrated {args.out} from {model.fit['frames']} frames ({model.fit['first_frame']} .."
+            f" {model.fit['last_frame']}) in {took:.1f} s: in-sample MAE {model.fit['train_mae']:.2f},"
+            f" RMSE {model.fit['train_rmse']:.2f}"
+        )
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, _settings: Any = None) -> int:
+    from detectors.crowd.camera import ModelFileError
+    from detectors.crowd.capture import FrameError
+
+    try:
+        return _evaluate(args)
+    except (LabelError, FrameError, ModelFileError, ValueError) as exc:
+        print(f"crowd eval: {exc}", file=sys.stderr)
+        return 2
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import cv2
+
+    from detectors.crowd.camera import CameraModel
+    from detectors.crowd.capture import DirectorySource, FrameError, FrameErrorReason
+    from detectors.crowd.counting import Counter, Zone
+    from detectors.crowd.evaluation import count_errors, draw_plot, episodes, score_alarms
+    from detectors.crowd.gathering import GatheringRule
+
+    model = CameraModel.load(args.model)
+    labels = _select(args)
+    zone = Zone.parse(args.zone) if args.zone else None
+    rule = None
+    if zone is not None:
+        if args.threshold is None:
+            raise ValueError("--zone needs --threshold")
+        rule = GatheringRule(
+            threshold=args.threshold,
+            release=args.release_threshold,
+            dwell_s=args.dwell,
+            release_s=args.dwell if args.release is None else args.release,
+            cooldown_s=args.cooldown,
+            smooth_s=max(args.smooth - 1, 0),  # a window of N frames spans N - 1 time units
+            growth_factor=args.growth,
+            growth_window_s=args.growth_window,
+        )
+    source = DirectorySource(args.frames)
+    progress = _Progress()
+    first = args.span[0] if args.span else 1
+    times = [float(first + i) for i in range(len(labels))]
+
+    # The ceiling: reading and decoding alone, after one untimed pass that warms the file cache.
+    if not args.frames.is_dir():
+        raise FrameError(FrameErrorReason.OPEN_FAILED, f"no such folder: {args.frames}")
+    for lf in labels:
+        try:
+            (args.frames / lf.frame).read_bytes()
+        except OSError:
+            source.read(lf.frame)  # raises the FrameError that names the file and the reason
+    started = time.perf_counter()
+    for i, lf in enumerate(labels):
+        source.read(lf.frame)
+        progress("decode only", i + 1, len(labels))
+    decode_fps = len(labels) / (time.perf_counter() - started)
+
+    counter = Counter(model, [zone] if zone else [], adapt_rate=args.adapt_rate)
+    predicted, zone_predicted = [], []
+    wall, cpu = 0.0, 0.0
+    for i, lf in enumerate(labels):
+        w0, c0 = time.perf_counter(), time.process_time()
+        counted = counter.count(source.read(lf.frame), time=times[i])
+        wall += time.perf_counter() - w0
+        cpu += time.process_time() - c0
+        predicted.append(counted.total)
+        if zone is not None:
+            zone_predicted.append(counted.zones[0].count)
+        progress("counting", i + 1, len(labels))
+    true = [float(lf.count) for lf in labels]
+    mae, rmse, bias = count_errors(predicted, true)
+    result: dict[str, Any] = {
+        "mae": round(mae, 4),
+        "rmse": round(rmse, 4),
+        "fps": round(len(labels) / wall, 2),
+        "bias": round(bias, 4),
+        "frames": len(labels),
+        "fps_cpu": round(len(labels) / cpu, 2) if cpu > 0 else None,
+        "decode_fps": round(decode_fps, 2),
+        "opencv_threads": cv2.getNumThreads(),
+    }
+    true_eps, pred_eps, zone_true = [], [], None
+    if zone is not None and rule is not None:
+        missing = [lf.frame for lf in labels if lf.count and not lf.heads]
+        if missing:
+            raise LabelError(f"zone scores need head positions; {len(missing)} frames have none (e.g. {missing[0]})")
+        zone_true = [float(sum(zone.contains(x, y) for x, y in lf.heads)) for lf in labels]
+        zmae, zrmse, zbias = count_errors(zone_predicted, zone_true)
+        true_eps = episodes(times, zone_true, rule)
+        pred_eps = episodes(times, zone_predicted, rule)
+        scores = score_alarms(pred_eps, true_eps, times, slack=args.dwell)
+        result.update(
+            precision=round(scores.precision, 4),
+            recall=round(scores.recall, 4),
+            f1=round(scores.f1, 4),
+            zone_mae=round(zmae, 4),
+            zone_rmse=round(zrmse, 4),
+            zone_bias=round(zbias, 4),
+            true_alarms=scores.true_episodes,
+            predicted_alarms=scores.predicted_episodes,
+            frame_precision=round(scores.frame_precision, 4),
+            frame_recall=round(scores.frame_recall, 4),
+            frame_f1=round(scores.frame_f1, 4),
+        )
+    if args.plot:
+        title = f"{args.model.name} on {labels[0].frame} .. {labels[-1].frame}: MAE {mae:.2f}, RMSE {rmse:.2f}"
+        image = draw_plot(
+            true,
+            predicted,
+            title=title,
+            zone_true=zone_true,
+            zone_predicted=zone_predicted if zone is not None else None,
+            true_episodes=true_eps,
+            predicted_episodes=pred_eps,
+            threshold=args.threshold if zone is not None else None,
+            first_index=first,
+        )
+        if not cv2.imwrite(str(args.plot), image):
+            raise ValueError(f"cannot write the plot to {args.plot}")
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_report(result, labels)
+    return 0
+
+
+def _print_report(r: dict[str, Any], labels: tuple[LabelledFrame, ...]) -> None:
+    print(f"frames        {r['frames']} ({labels[0].frame} .. {labels[-1].frame})")
+    print(f"MAE           {r['mae']:.3f}")
+    print(f"RMSE          {r['rmse']:.3f}")
+    print(f"bias          {r['bias']:+.3f}")
+    print(f"fps           {r['fps']:.1f} (decode + count, wall clock; {r['fps_cpu']} per CPU-second)")
+    print(f"decode alone  {r['decode_fps']:.1f} fps (read + JPEG decode: the ceiling)")
+    if "f1" in r:
+        print(f"zone MAE      {r['zone_mae']:.3f} (RMSE {r['zone_rmse']:.3f}, bias {r['zone_bias']:+.3f})")
+        print(f"gathering     precision {r['precision']:.3f}  recall {r['recall']:.3f}  F1 {r['f1']:.3f}")
+        print(f"              alarms true {r['true_alarms']}, predicted {r['predicted_alarms']}")
+        frame = f"precision {r['frame_precision']:.3f}  recall {r['frame_recall']:.3f}  F1 {r['frame_f1']:.3f}"
+        print(f"by frame      {frame}")

@@ -1,0 +1,149 @@
+"""Synthetic video for the crowd tests: people-sized blobs moving over a static textured floor.
+
+Never real footage: every frame, count and head position is generated here from a seed.
+People are an ellipse body with a round head, in varied greys, smaller towards the top of
+the picture (a perspective like a ceiling camera's), walking or standing still; frames get
+a little sensor noise and, optionally, a slow change of overall brightness.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+WIDTH, HEIGHT = 320, 240
+TOP_HEIGHT, BOTTOM_HEIGHT = 22.0, 60.0  # person height in pixels at the top and bottom rows
+
+
+def person_height(y: float) -> float:
+    """Height of a person whose head is at row ``y``."""
+    return TOP_HEIGHT + (BOTTOM_HEIGHT - TOP_HEIGHT) * max(0.0, min(1.0, y / HEIGHT))
+
+
+def perspective() -> np.ndarray:
+    """Weight per pixel inversely proportional to a person's area there (1 at the bottom)."""
+    rows = np.arange(HEIGHT, dtype=np.float32)
+    h = TOP_HEIGHT + (BOTTOM_HEIGHT - TOP_HEIGHT) * rows / HEIGHT
+    weight = (BOTTOM_HEIGHT / h) ** 2
+    return np.repeat(weight[:, None], WIDTH, axis=1).astype(np.float32)
+
+
+def background(seed: int = 7) -> np.ndarray:
+    """A static floor: tiles, a brightness gradient and fine texture."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.normal(0, 1, (HEIGHT, WIDTH)).astype(np.float32), (0, 0), 3)
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH]
+    tiles = (((yy // 24) + (xx // 32)) % 2) * 14.0
+    base = 150 + 30 * (yy / HEIGHT) + tiles + 25 * noise / max(float(noise.std()), 1e-6) * 0.4
+    img = np.stack([base * 0.95, base, base * 0.9], axis=2)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class _Walker:
+    x: float
+    y: float
+    vx: float
+    vy: float
+    grey: int
+    still: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticFrame:
+    """One generated frame with its truth."""
+
+    image: np.ndarray
+    heads: tuple[tuple[float, float], ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.heads)
+
+
+def draw_people(image: np.ndarray, people: list[tuple[float, float, int]]) -> tuple[tuple[float, float], ...]:
+    """Draw people (head x, head y, grey) far to near so nearer ones occlude; returns head positions."""
+    heads = []
+    for x, y, grey in sorted(people, key=lambda p: p[1]):
+        h = person_height(y)
+        body_centre = (int(round(x)), int(round(y + 0.55 * h)))
+        cv2.ellipse(image, body_centre, (max(2, int(0.2 * h)), max(3, int(0.42 * h))), 0, 0, 360, (grey,) * 3, -1)
+        cv2.circle(image, (int(round(x)), int(round(y + 0.08 * h))), max(2, int(0.1 * h)), (grey // 2 + 20,) * 3, -1)
+        heads.append((float(x), float(y)))
+    return tuple(heads)
+
+
+def video(
+    n_frames: int,
+    *,
+    seed: int,
+    min_people: int = 0,
+    max_people: int = 14,
+    still_share: float = 0.3,
+    brightness_drift: float = 0.0,
+) -> list[SyntheticFrame]:
+    """A sequence whose crowd size wanders between ``min_people`` and ``max_people``."""
+    rng = np.random.default_rng(seed)
+    bg = background()
+    walkers: list[_Walker] = []
+
+    def spawn() -> _Walker:
+        still = bool(rng.random() < still_share)
+        speed = 0.0 if still else rng.uniform(2, 6)
+        angle = rng.uniform(0, 2 * np.pi)
+        return _Walker(
+            x=float(rng.uniform(15, WIDTH - 15)),
+            y=float(rng.uniform(5, HEIGHT - 40)),
+            vx=speed * float(np.cos(angle)),
+            vy=speed * float(np.sin(angle)) * 0.5,
+            grey=int(rng.choice([rng.integers(20, 90), rng.integers(190, 250)])),
+            still=still,
+        )
+
+    target = int(rng.integers(min_people, max_people + 1))
+    frames = []
+    for i in range(n_frames):
+        if rng.random() < 0.3:
+            target = int(np.clip(target + rng.integers(-3, 4), min_people, max_people))
+        while len(walkers) < target:
+            walkers.append(spawn())
+        if len(walkers) > target:
+            walkers.pop(int(rng.integers(len(walkers))))
+        for w in walkers:
+            w.x += w.vx
+            w.y += w.vy
+            if not 10 <= w.x <= WIDTH - 10:
+                w.vx = -w.vx
+                w.x = float(np.clip(w.x, 10, WIDTH - 10))
+            if not 3 <= w.y <= HEIGHT - 40:
+                w.vy = -w.vy
+                w.y = float(np.clip(w.y, 3, HEIGHT - 40))
+        image = bg.copy()
+        heads = draw_people(image, [(w.x, w.y, w.grey) for w in walkers])
+        frames.append(
+            SyntheticFrame(image=finish(image, rng, 1.0 + brightness_drift * i / max(n_frames, 1)), heads=heads)
+        )
+    return frames
+
+
+def finish(image: np.ndarray, rng: np.random.Generator, gain: float = 1.0) -> np.ndarray:
+    """Sensor noise and overall brightness."""
+    noisy = image.astype(np.float32) * gain + rng.normal(0, 2.0, image.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+def write_dataset(folder: Path, frames: list[SyntheticFrame], *, start: int = 1) -> Path:
+    """Write frames as JPEGs and a labels.json in the Mall layout; returns the labels path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    items = []
+    for i, f in enumerate(frames, start=start):
+        name = f"seq_{i:06d}.jpg"
+        cv2.imwrite(str(folder / name), f.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        items.append({"frame": name, "count": f.count, "heads": [list(h) for h in f.heads]})
+    labels = folder / "labels.json"
+    labels.write_text(json.dumps({"frames": items}))
+    return labels

@@ -1,0 +1,241 @@
+"""Frame sources and JPEG decoding: good frames, corrupt data, pixel bombs, dead and lost streams."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from detectors.crowd.capture import (
+    DirectorySource,
+    FileSource,
+    FrameError,
+    FrameErrorReason,
+    HealthState,
+    StreamSource,
+    decode_jpeg,
+    jpeg_dimensions,
+)
+from tests.detectors import synthetic as syn
+
+
+def _jpeg(width: int = 160, height: int = 120) -> bytes:
+    image = cv2.resize(syn.background(), (width, height))
+    ok, buf = cv2.imencode(".jpg", image)
+    assert ok
+    return buf.tobytes()
+
+
+def _pixel_bomb(width: int, height: int) -> bytes:
+    """A small, valid JPEG whose frame header claims width x height."""
+    data = bytearray(_jpeg(16, 16))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 7] = height.to_bytes(2, "big")
+    data[sof + 7 : sof + 9] = width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def _video(path, frames: int = 12, fps: float = 10.0) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (syn.WIDTH, syn.HEIGHT))
+    assert writer.isOpened()
+    for f in syn.video(frames, seed=1):
+        writer.write(f.image)
+    writer.release()
+
+
+def test_a_good_jpeg_decodes_to_bgr_pixels():
+    """A JPEG byte string (as published over MQTT) decodes to an H x W x 3 uint8 image."""
+    image = decode_jpeg(_jpeg(160, 120))
+    assert image.shape == (120, 160, 3) and image.dtype == np.uint8
+
+
+@pytest.mark.parametrize(
+    "params",
+    [[cv2.IMWRITE_JPEG_PROGRESSIVE, 1], [cv2.IMWRITE_JPEG_RST_INTERVAL, 4], [cv2.IMWRITE_JPEG_OPTIMIZE, 1]],
+)
+def test_progressive_restart_and_optimised_jpegs_decode(params):
+    """The integrity check accepts the JPEG variants cameras send (progressive, restart markers, optimised)."""
+    ok, buf = cv2.imencode(".jpg", syn.background(), params)
+    assert ok
+    assert decode_jpeg(buf.tobytes()).shape == (syn.HEIGHT, syn.WIDTH, 3)
+
+
+def test_dimensions_are_read_from_the_header():
+    """The frame header gives width and height without decoding."""
+    assert jpeg_dimensions(_jpeg(200, 100)) == (200, 100)
+
+
+def test_pixel_bomb_is_refused_from_its_header_before_decoding():
+    """A tiny file that declares 65000 x 65000 pixels is refused as too large, without a decode attempt."""
+    bomb = _pixel_bomb(65000, 65000)
+    assert len(bomb) < 2000
+    with pytest.raises(FrameError) as err:
+        decode_jpeg(bomb)
+    assert err.value.reason is FrameErrorReason.TOO_LARGE
+    assert "65000x65000" in err.value.detail
+
+
+def test_pixel_cap_is_configurable():
+    """A frame over a lowered pixel cap is refused; the same frame passes the default cap."""
+    data = _jpeg(160, 120)
+    with pytest.raises(FrameError, match="over the cap"):
+        decode_jpeg(data, max_pixels=100 * 100)
+    assert decode_jpeg(data).shape[:2] == (120, 160)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"", FrameErrorReason.NOT_JPEG),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, FrameErrorReason.NOT_JPEG),
+        (b'{"count": 3}', FrameErrorReason.NOT_JPEG),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 4, FrameErrorReason.CORRUPT),
+    ],
+)
+def test_data_that_is_not_a_jpeg_gets_a_typed_error(payload, reason):
+    """Empty data, another format, JSON or a JPEG start followed by junk give FrameError with the reason."""
+    with pytest.raises(FrameError) as err:
+        decode_jpeg(payload)
+    assert err.value.reason is reason
+
+
+def test_truncated_jpeg_is_corrupt_not_a_half_grey_frame():
+    """A JPEG cut short (which libjpeg would fill with grey) is refused as corrupt."""
+    data = _jpeg()
+    with pytest.raises(FrameError) as err:
+        decode_jpeg(data[: len(data) // 2])
+    assert err.value.reason is FrameErrorReason.CORRUPT and "truncated" in err.value.detail
+
+
+def test_scrambled_jpeg_data_is_corrupt():
+    """A JPEG whose compressed data was overwritten does not decode and says so."""
+    data = bytearray(_jpeg())
+    start = data.index(b"\xff\xda") + 20
+    for i in range(start, len(data) - 2, 5):
+        data[i] = 0xFF if i % 2 else 0x00
+    with pytest.raises(FrameError) as err:
+        decode_jpeg(bytes(data))
+    assert err.value.reason is FrameErrorReason.CORRUPT
+
+
+def test_oversized_payload_is_refused_before_parsing():
+    """More bytes than the cap is refused as too large."""
+    with pytest.raises(FrameError) as err:
+        decode_jpeg(b"\xff\xd8\xff" + b"\x00" * 2000, max_bytes=1000)
+    assert err.value.reason is FrameErrorReason.TOO_LARGE
+
+
+def test_dead_stream_gives_up_after_backoff_and_reports_why():
+    """A stream that cannot be opened is retried with doubling delays, then marked dead with the reason."""
+    delays: list[float] = []
+    source = StreamSource(
+        "rtsp://127.0.0.1:9/none",
+        max_attempts=4,
+        backoff_initial=0.5,
+        sleep=delays.append,
+        open_capture=lambda url: cv2.VideoCapture("/nonexistent/camera.avi"),  # fails fast, as a dead camera does
+    )
+    assert list(source) == []
+    health = source.health
+    assert health.state is HealthState.DEAD
+    assert "gave up after 4 failed attempts" in (health.reason or "")
+    assert delays == [0.5, 1.0, 2.0]
+    assert health.reconnects == 3 and health.last_frame_at is None
+
+
+def test_stream_that_closes_is_reconnected_then_declared_dead(tmp_path):
+    """Frames are read until the stream ends; reconnecting fails (it is gone), so the source ends dead."""
+    path = tmp_path / "camera.avi"
+    _video(path, frames=6)
+    delays: list[float] = []
+    source = StreamSource(str(path), max_attempts=2, sleep=delays.append)
+    frames = []
+    for frame in source:
+        frames.append(frame)
+        if len(frames) == 1:
+            path.unlink()  # the camera goes away while we are reading
+    assert len(frames) == 6
+    assert source.health.state is HealthState.DEAD
+    assert source.health.frames == 6 and source.health.last_frame_at is not None
+    assert "gave up after 2 failed attempts" in (source.health.reason or "")
+    assert delays == [1.0, 2.0]  # lost: wait, retry (fails), wait longer, retry (fails): dead
+
+
+def test_stream_sampling_keeps_the_configured_rate():
+    """At 2 frames per second sampling, a 10 fps stream yields every fifth frame."""
+    clock = iter(i * 0.1 for i in range(1000))
+    path_frames = syn.video(20, seed=2)
+
+    class _Capture:  # stands in for a network camera: there is none on this machine
+        def __init__(self) -> None:
+            self.i = 0
+
+        def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
+            return self.i == 0 or self.i < len(path_frames)
+
+        def read(self):
+            if self.i >= len(path_frames):
+                return False, None
+            self.i += 1
+            return True, path_frames[self.i - 1].image
+
+        def release(self) -> None:
+            self.i = len(path_frames) + 1
+
+    opened: list[int] = []
+    source = StreamSource(
+        "unused",
+        sample_fps=2.0,
+        clock=lambda: next(clock),
+        max_attempts=1,
+        sleep=lambda s: None,
+        open_capture=lambda url: opened.append(1) or (_Capture() if len(opened) == 1 else cv2.VideoCapture("/no/such")),
+    )
+    times = [f.time for f in source]
+    assert len(times) == 4
+    assert times == pytest.approx([0.0, 0.5, 1.0, 1.5])
+
+
+def test_camera_that_opens_but_sends_nothing_is_declared_dead(tmp_path):
+    """A source that connects but never delivers a frame counts as failing and ends dead, not in a busy loop."""
+    empty = tmp_path / "empty.avi"
+    _video(empty, frames=0)
+    delays: list[float] = []
+    source = StreamSource(str(empty), max_attempts=3, sleep=delays.append)
+    assert list(source) == []
+    assert source.health.state is HealthState.DEAD and delays == [1.0, 2.0]
+
+
+def test_file_source_reads_a_video_at_the_sampling_rate(tmp_path):
+    """A 10 fps file sampled at 5 fps yields every other frame with the file's own timestamps."""
+    path = tmp_path / "clip.avi"
+    _video(path, frames=10, fps=10.0)
+    frames = list(FileSource(path, sample_fps=5.0))
+    assert len(frames) == 5
+    assert [round(f.time, 2) for f in frames] == [0.0, 0.2, 0.4, 0.6, 0.8]
+    assert frames[0].image.shape == (syn.HEIGHT, syn.WIDTH, 3)
+
+
+def test_missing_file_is_a_clear_error(tmp_path):
+    """A video file that does not exist raises FrameError(open_failed) and the health says dead."""
+    source = FileSource(tmp_path / "missing.mp4")
+    with pytest.raises(FrameError) as err:
+        list(source)
+    assert err.value.reason is FrameErrorReason.OPEN_FAILED
+    assert source.health.state is HealthState.DEAD and "no such file" in (source.health.reason or "")
+
+
+def test_directory_source_names_the_bad_file_or_skips_it(tmp_path):
+    """A corrupt JPEG in a folder raises with its file name, or is skipped and recorded with skip_bad."""
+    (tmp_path / "a.jpg").write_bytes(_jpeg())
+    (tmp_path / "b.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    (tmp_path / "c.jpg").write_bytes(_pixel_bomb(50000, 50000))
+    with pytest.raises(FrameError, match="b.jpg"):
+        list(DirectorySource(tmp_path))
+    source = DirectorySource(tmp_path, skip_bad=True)
+    frames = list(source)
+    assert [f.name for f in frames] == ["a.jpg"]
+    assert [(name, e.reason) for name, e in source.bad] == [
+        ("b.jpg", FrameErrorReason.CORRUPT),
+        ("c.jpg", FrameErrorReason.TOO_LARGE),
+    ]

@@ -1,0 +1,97 @@
+"""``watchpost crowd calibrate`` and ``watchpost crowd eval`` on a synthetic labelled sequence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.detectors import synthetic as syn
+from watchpost.cli import main
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    labels = syn.write_dataset(folder / "frames", syn.video(120, seed=21, max_people=14))
+    roi = folder / "roi.npz"
+    with open(roi, "wb") as fh:
+        np.savez(fh, roi_mask=np.ones((syn.HEIGHT, syn.WIDTH), np.uint8), perspective=syn.perspective())
+    return folder, labels, roi
+
+
+@pytest.fixture(scope="module")
+def model(dataset):
+    folder, labels, roi = dataset
+    out = folder / "camera.model"
+    args = ["crowd", "calibrate", "--frames", str(folder / "frames"), "--labels", str(labels)]
+    args += ["--range", "1-80", "--roi", str(roi), "--person-height", "60", "--out", str(out)]
+    assert main(args) == 0
+    return out
+
+
+def test_calibrate_writes_a_model_and_reports_the_fit(model, dataset, capsys):
+    """Calibration on a labelled range writes the model file and says how well it fits."""
+    folder, labels, roi = dataset
+    out = folder / "again.model"
+    args = ["crowd", "calibrate", "--frames", str(folder / "frames"), "--labels", str(labels)]
+    assert main([*args, "--range", "1-40", "--roi", str(roi), "--out", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == 40 and report["first_frame"] == "seq_000001.jpg" and out.is_file()
+    assert model.is_file()
+
+
+def test_eval_json_has_the_count_and_speed_keys(model, dataset, capsys):
+    """eval --json prints one JSON object with mae, rmse and fps (decoding included) on the held-out range."""
+    folder, labels, _ = dataset
+    args = ["crowd", "eval", "--model", str(model), "--frames", str(folder / "frames"), "--labels", str(labels)]
+    assert main([*args, "--range", "81-120", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    result = json.loads(out[0])
+    assert {"mae", "rmse", "fps", "decode_fps"} <= result.keys()
+    assert result["frames"] == 40 and result["fps"] > 0
+    assert result["mae"] < 1.5
+
+
+def test_eval_with_a_zone_adds_gathering_scores_and_draws_the_plot(model, dataset, capsys, tmp_path):
+    """With --zone/--threshold/--dwell the JSON also has precision, recall and f1, and --plot writes a PNG."""
+    folder, labels, _ = dataset
+    plot = tmp_path / "eval.png"
+    args = ["crowd", "eval", "--model", str(model), "--frames", str(folder / "frames"), "--labels", str(labels)]
+    args += ["--range", "81-120", "--zone", "0,0 160,0 160,240 0,240", "--threshold", "4", "--dwell", "3"]
+    assert main([*args, "--json", "--plot", str(plot)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"mae", "rmse", "fps", "precision", "recall", "f1"} <= result.keys()
+    assert all(0.0 <= result[k] <= 1.0 for k in ("precision", "recall", "f1"))
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_prints_a_readable_report_without_json(model, dataset, capsys):
+    """Without --json eval prints the figures as lines for a person."""
+    folder, labels, _ = dataset
+    args = ["crowd", "eval", "--model", str(model), "--frames", str(folder / "frames"), "--labels", str(labels)]
+    assert main([*args, "--range", "81-90"]) == 0
+    text = capsys.readouterr().out
+    assert "MAE" in text and "RMSE" in text and "decode alone" in text
+
+
+def test_bad_inputs_exit_2_with_the_reason(model, dataset, tmp_path, capsys):
+    """A missing folder, a corrupt frame, a range past the labels, a zone without threshold: exit 2 with the reason."""
+    folder, labels, _ = dataset
+    base = ["crowd", "eval", "--model", str(model), "--labels", str(labels)]
+    assert main([*base, "--frames", str(tmp_path / "nowhere"), "--range", "1-5"]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("seq_000001.jpg", "seq_000002.jpg"):
+        (broken / name).write_bytes((folder / "frames" / name).read_bytes()[:500])
+    assert main([*base, "--frames", str(broken), "--range", "1-2"]) == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert main([*base, "--frames", str(folder / "frames"), "--range", "500-600"]) == 2
+    assert "only 120 frames" in capsys.readouterr().err
+    assert main([*base, "--frames", str(folder / "frames"), "--zone", "0,0 10,0 10,10"]) == 2
+    assert "--threshold" in capsys.readouterr().err
+    assert main(["crowd", "eval", "--model", str(labels), "--frames", str(folder), "--labels", str(labels)]) == 2
+    assert "not a camera model" in capsys.readouterr().err

@@ -1,0 +1,189 @@
+"""Counting people on synthetic video: calibration, totals, zones, standing crowds, model files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detectors.crowd.calibration import CalibrationError, calibrate
+from detectors.crowd.camera import CameraModel, ModelFileError, load_roi
+from detectors.crowd.counting import Counter, Zone
+from detectors.crowd.labels import LabelledFrame
+from tests.detectors import synthetic as syn
+
+
+def _labelled(frames: list[syn.SyntheticFrame]) -> tuple[list[LabelledFrame], dict[str, np.ndarray]]:
+    labels, images = [], {}
+    for i, f in enumerate(frames):
+        name = f"f{i:04d}"
+        labels.append(LabelledFrame(frame=name, count=f.count, heads=f.heads))
+        images[name] = f.image
+    return labels, images
+
+
+@pytest.fixture(scope="module")
+def model() -> CameraModel:
+    labels, images = _labelled(syn.video(160, seed=1, max_people=14))
+    return calibrate(
+        labels, lambda lf: images[lf.frame], perspective=syn.perspective(), person_height_px=syn.BOTTOM_HEIGHT
+    )
+
+
+def test_counts_within_tolerance_on_unseen_synthetic_video(model):
+    """After calibration on labelled frames, counts on another sequence are within 1 person on average."""
+    frames = syn.video(80, seed=2, max_people=14)
+    counter = Counter(model)
+    predicted = np.array([counter.count(f.image).total for f in frames])
+    true = np.array([f.count for f in frames])
+    assert true.max() >= 8, "the sequence should have real crowds in it"
+    assert np.abs(predicted - true).mean() < 1.0
+    assert abs(predicted.mean() - true.mean()) < 0.75
+
+
+def test_zone_counts_follow_the_heads_inside_the_polygon(model):
+    """Zone counts track the people whose heads are inside the zone and add up to the total."""
+    # fillPoly includes the polygon's edges: the halves meet between columns 159 and 160
+    left = Zone.parse("0,0 159,0 159,239 0,239", name="left")
+    right = Zone.parse("160,0 319,0 319,239 160,239", name="right")
+    counter = Counter(model, [left, right])
+    errors = []
+    for f in syn.video(60, seed=3, max_people=14):
+        counted = counter.count(f.image)
+        true_left = sum(left.contains(x, y) for x, y in f.heads)
+        errors.append(counted.zone("left") - true_left)
+        assert counted.zone("left") + counted.zone("right") == pytest.approx(counted.total, rel=1e-4, abs=1e-4)
+    assert np.abs(errors).mean() < 1.0
+
+
+def test_empty_scene_counts_about_zero(model):
+    """A frame of the bare background counts (close to) nobody."""
+    counter = Counter(model)
+    rng = np.random.default_rng(5)
+    counted = counter.count(syn.finish(syn.background(), rng))
+    assert counted.total < 0.7
+
+
+def test_a_standing_crowd_does_not_fade_from_the_count(model):
+    """People who stand still for many frames stay counted while the background adapts."""
+    rng = np.random.default_rng(11)
+    people = [
+        (float(x), float(y), int(g))
+        for x, y, g in zip(
+            rng.uniform(30, 290, 12), rng.uniform(20, 180, 12), rng.choice([40, 70, 210, 240], 12), strict=True
+        )
+    ]
+    scene = syn.background()
+    syn.draw_people(scene, people)
+    counter = Counter(model, adapt_rate=0.2, adapt_every=1)  # adapt far faster than in service
+    counts = [counter.count(syn.finish(scene, rng)).total for _ in range(150)]
+    assert abs(np.mean(counts[:10]) - 12) < 2.0
+    assert abs(np.mean(counts[-10:]) - np.mean(counts[:10])) < 1.0
+
+
+def test_background_follows_a_slow_change_of_brightness(model):
+    """A slow brightening of the empty scene is absorbed: the count stays near zero."""
+    rng = np.random.default_rng(13)
+    counter = Counter(model, adapt_rate=0.1, adapt_every=1)
+    scene = syn.background()
+    counts = [counter.count(syn.finish(scene, rng, gain=1.0 + 0.25 * i / 100)).total for i in range(100)]
+    assert max(counts[-10:]) < 1.0
+
+
+def test_model_file_round_trip_gives_the_same_counts(model, tmp_path):
+    """A saved and reloaded model counts exactly like the original."""
+    path = tmp_path / "camera.model"
+    model.save(path)
+    loaded = CameraModel.load(path)
+    frame = syn.video(5, seed=4)[-1].image
+    assert Counter(loaded).count(frame).total == pytest.approx(Counter(model).count(frame).total)
+    assert loaded.fit["frames"] == 160
+
+
+def test_a_file_that_is_not_a_model_is_refused_with_the_reason(tmp_path):
+    """Loading garbage or an npz without the model's parts raises ModelFileError, not a crash."""
+    junk = tmp_path / "junk.model"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="not a camera model"):
+        CameraModel.load(junk)
+    partial = tmp_path / "partial.model"
+    with open(partial, "wb") as fh:
+        np.savez(fh, background=np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(ModelFileError, match="incomplete"):
+        CameraModel.load(partial)
+
+
+def test_roi_file_gives_mask_and_perspective(tmp_path):
+    """An npz in the Mall layout yields its ROI mask and perspective map; a bad one is refused."""
+    path = tmp_path / "roi.npz"
+    with open(path, "wb") as fh:
+        np.savez(fh, roi_mask=np.ones((8, 8), np.uint8), perspective=np.full((8, 8), 2.0, np.float32))
+    roi, weight = load_roi(path)
+    assert roi is not None and roi.shape == (8, 8) and weight is not None and float(weight[0, 0]) == 2.0
+    bad = tmp_path / "bad.npz"
+    with open(bad, "wb") as fh:
+        np.savez(fh, perspective=np.zeros((8, 8), np.float32))
+    with pytest.raises(ModelFileError, match="positive"):
+        load_roi(bad)
+
+
+def test_roi_mask_excludes_people_outside_it():
+    """With an ROI over the left half, people on the right are not counted."""
+    labels, images = _labelled(syn.video(120, seed=6, max_people=12))
+    roi = np.zeros((syn.HEIGHT, syn.WIDTH), np.uint8)
+    roi[:, : syn.WIDTH // 2] = 1
+    inside = [
+        LabelledFrame(lf.frame, sum(x < syn.WIDTH // 2 for x, _ in lf.heads), tuple(h for h in lf.heads if h[0] < 160))
+        for lf in labels
+    ]
+    m = calibrate(inside, lambda lf: images[lf.frame], roi=roi, perspective=syn.perspective(), person_height_px=60)
+    scene = syn.background()
+    syn.draw_people(scene, [(240.0, 100.0, 40), (270.0, 60.0, 220), (220.0, 150.0, 60)])
+    assert Counter(m).count(scene).total < 0.7
+
+
+def test_calibration_needs_enough_frames():
+    """Fewer than 10 labelled frames is refused with a clear reason."""
+    labels, images = _labelled(syn.video(5, seed=8))
+    with pytest.raises(CalibrationError, match="at least 10"):
+        calibrate(labels, lambda lf: images[lf.frame])
+
+
+def test_zone_text_is_parsed_and_checked():
+    """'x,y x,y x,y' becomes a polygon; fewer than 3 points or junk is refused."""
+    zone = Zone.parse("1,2 30,2 30,40", name="gate")
+    assert zone.polygon == ((1.0, 2.0), (30.0, 2.0), (30.0, 40.0)) and zone.contains(20, 10)
+    with pytest.raises(ValueError, match="3 points"):
+        Zone.parse("1,2 3,4")
+    with pytest.raises(ValueError, match="not x,y"):
+        Zone.parse("1,2 3;4 5,6")
+
+
+def test_counts_only_labels_still_calibrate():
+    """Labels with counts but no head positions calibrate (plain median background, spread like the count)."""
+    frames = syn.video(120, seed=9, max_people=12)
+    labels, images = _labelled(frames)
+    counts_only = [LabelledFrame(lf.frame, lf.count, ()) for lf in labels]
+    m = calibrate(counts_only, lambda lf: images[lf.frame], perspective=syn.perspective(), person_height_px=60)
+    test = syn.video(40, seed=10, max_people=12)
+    counter = Counter(m)
+    errors = [counter.count(f.image).total - f.count for f in test]
+    assert np.abs(errors).mean() < 1.5
+
+
+def test_background_leaves_out_a_person_who_sat_through_most_calibration_frames():
+    """Someone sitting still in 60 % of the calibration frames is not learnt as background, so is counted later."""
+    rng = np.random.default_rng(17)
+    moving = syn.video(100, seed=12, max_people=10)
+    sitter = (60.0, 120.0, 40)
+    labels, images = [], {}
+    for i, f in enumerate(moving):
+        image = f.image.copy()
+        heads = f.heads + (syn.draw_people(image, [sitter]) if i % 5 < 3 else ())
+        labels.append(LabelledFrame(f"s{i}", len(heads), heads))
+        images[f"s{i}"] = syn.finish(image, rng)
+    m = calibrate(labels, lambda lf: images[lf.frame], perspective=syn.perspective(), person_height_px=60)
+    body = (slice(140, 150), slice(57, 63))  # the sitter's dark body
+    assert np.abs(m.background[body].astype(int) - syn.background()[body].astype(int)).mean() < 12
+    alone = syn.background()
+    syn.draw_people(alone, [sitter])
+    assert Counter(m).count(syn.finish(alone, rng)).total > 0.6
