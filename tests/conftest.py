@@ -25,6 +25,9 @@ from watchpost import store
 from watchpost.config import Route, WatchpostConfig, load_config
 from watchpost.embedded import EmbeddedServices, start_broker, start_mosquitto, start_postgres
 
+# The running-API fixtures (servers, credentials) serve the end-to-end scenarios too.
+pytest_plugins = ["tests.api_fixtures"]
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FORCE_EMBEDDED = os.environ.get("WATCHPOST_TEST_EMBEDDED") == "1"
