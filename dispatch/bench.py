@@ -346,6 +346,14 @@ def _iso(at: datetime) -> str:
 def _read_sse(port: int, key: str, seen: dict[str, tuple[int, float]], stop: threading.Event) -> None:
     """Read the console's stream; note when each new alert arrives, by its first sighting."""
     headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
+    try:
+        _read_stream(port, headers, seen, stop)
+    except httpx.HTTPError:
+        if not stop.is_set():
+            raise  # the API went away during the measurement, not at its end
+
+
+def _read_stream(port: int, headers: dict[str, str], seen: dict[str, tuple[int, float]], stop: threading.Event) -> None:
     with httpx.stream("GET", f"http://127.0.0.1:{port}/stream", headers=headers, timeout=None) as response:
         response.raise_for_status()
         kind = ""

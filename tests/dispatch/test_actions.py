@@ -296,10 +296,10 @@ def test_the_databases_ranking_agrees_with_the_planner(db, config):
     store.sync_configuration(db, config=config.model_copy(update={"units": units}))
     states = store.unit_states(db, status=UnitStatus.AVAILABLE)
     targets = [Target("lotus", 30.275, 120.155), Target("bamboo", 30.29, 120.17), Target("lotus", None, None)]
-    for target in targets:
-        expected = rank_units(states, target, route_factor=1.3)[:40]
+    for target, limit in [(t, n) for t in targets for n in (40, 3)]:
+        expected = rank_units(states, target, route_factor=1.3)[:limit]
         got = store.rank_available(
-            db, site_id=target.site_id, lat=target.lat, lon=target.lon, route_factor=1.3, limit=40
+            db, site_id=target.site_id, lat=target.lat, lon=target.lon, route_factor=1.3, limit=limit
         )
         assert [u.unit_id for u, _, _ in got] == [p.unit_id for p in expected]
         for (_, eta_s, _), pick in zip(got, expected, strict=True):

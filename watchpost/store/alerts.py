@@ -306,7 +306,7 @@ def append_feed(
         ).fetchone()
     else:
         row = conn.execute(
-            "WITH s AS (SELECT wp_alert_snapshot(%s) AS snap),"
+            "WITH s AS MATERIALIZED (SELECT wp_alert_snapshot(%s) AS snap),"
             " f AS (INSERT INTO feed (kind, alert_id, unit_ids, body)"
             "   SELECT %s, %s, ARRAY(SELECT x FROM (SELECT a ->> 'unit_id' AS x"
             "     FROM jsonb_array_elements(s.snap -> 'assignments') a UNION SELECT unnest(%s::text[])) u ORDER BY 1),"

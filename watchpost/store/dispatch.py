@@ -8,6 +8,7 @@ functions begin with it); positions (``unit_fixes``, ``unit_positions``) need no
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -80,6 +81,8 @@ def sync_units(conn: psycopg.Connection, *, config: WatchpostConfig) -> None:
             ],
         )
     conn.execute("UPDATE units SET configured = false WHERE NOT (unit_id = ANY(%s))", ([u.id for u in config.units],))
+    # Fresh statistics: without them the planner probes unit_fixes once per unit when ranking.
+    conn.execute("ANALYZE units, unit_fixes")
 
 
 # --- positions (no alert lock) ------------------------------------------------------------------
@@ -183,13 +186,28 @@ def rank_available(
         "  LEFT JOIN unit_fixes f USING (unit_id)"
         "  WHERE u.configured AND u.status = 'available' AND NOT (u.unit_id = ANY(%(exclude)s))"
         "    AND (u.kind <> 'post' OR u.site_id = %(site)s)),"
-        " d AS (SELECT c.*, CASE WHEN %(lat)s::float8 IS NULL THEN NULL ELSE 2 * 6371008.8 * asin(least(1, sqrt("
-        "    power(sin(radians(%(lat)s::float8 - c.lat) / 2), 2) + cos(radians(c.lat)) * cos(radians(%(lat)s::float8))"
-        "    * power(sin(radians(%(lon)s::float8 - c.lon) / 2), 2)))) END AS distance FROM c)"
+        # A cheap flat-earth ETA narrows a thousand units to a few dozen candidates (its error
+        # at district scale is far below the margin), which then get the exact great circle.
+        " n AS (SELECT c.* FROM c ORDER BY CASE WHEN c.kind = 'post' THEN 0"
+        "   WHEN %(lat)s::float8 IS NULL THEN NULL"
+        "   ELSE sqrt(power(%(lat)s::float8 - c.lat, 2) + power((%(lon)s::float8 - c.lon) * %(coslat)s, 2))"
+        "     / c.speed_kmh END ASC NULLS LAST, (c.site_id IS DISTINCT FROM %(site)s), c.unit_id LIMIT %(margin)s),"
+        " d AS (SELECT n.*, CASE WHEN %(lat)s::float8 IS NULL THEN NULL ELSE 2 * 6371008.8 * asin(least(1, sqrt("
+        "    power(sin(radians(%(lat)s::float8 - n.lat) / 2), 2) + cos(radians(n.lat)) * cos(radians(%(lat)s::float8))"
+        "    * power(sin(radians(%(lon)s::float8 - n.lon) / 2), 2)))) END AS distance FROM n)"
         " SELECT unit_id, name, kind, site_id, speed_kmh, lat, lon, fix_at, status,"
         "   CASE WHEN kind = 'post' THEN 0 ELSE distance * %(rf)s / (speed_kmh / 3.6) END AS eta, distance"
         " FROM d ORDER BY eta ASC NULLS LAST, (site_id IS DISTINCT FROM %(site)s), unit_id LIMIT %(limit)s",
-        {"exclude": list(exclude), "site": site_id, "lat": lat, "lon": lon, "rf": route_factor, "limit": limit},
+        {
+            "exclude": list(exclude),
+            "site": site_id,
+            "lat": lat,
+            "lon": lon,
+            "rf": route_factor,
+            "limit": limit,
+            "coslat": math.cos(math.radians(lat)) if lat is not None else 1.0,
+            "margin": max(4 * limit, 32),
+        },
     ).fetchall()
     return [
         (
