@@ -177,9 +177,12 @@ class Dispatcher:
     def _pass(self, conn: psycopg.Connection) -> None:
         self._apply_inbound(conn)
         now = _now(conn)
-        for alert_id in self._new_alerts(conn):
+        new = self._new_alerts(conn)
+        for alert_id in new:
             with conn.transaction():
                 actions.dispatch_alert(conn, config=self.config, alert_id=alert_id, now=now)
+        if new:
+            self._publish(conn)  # units first: the clocks and timers below can wait a few ms
         with conn.transaction():
             actions.check_arrivals(conn, config=self.config)
         for due in store.due_tiers(conn, now=now):
