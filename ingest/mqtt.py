@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -46,13 +46,18 @@ _FATAL_CONNACK = {
 
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
-    """Where the broker is: ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://`` for TLS."""
+    """Where the broker is: ``mqtt://[user[:password]@]host[:port]`` or ``mqtts://`` for TLS.
+
+    ``mqtts://host:8883?ca=/path/ca.crt`` trusts a private certificate authority instead of
+    the system's (a district's own broker certificate).
+    """
 
     host: str
     port: int
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    ca_file: str | None = None
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
@@ -63,12 +68,20 @@ class BrokerAddress:
         if not parts.hostname:
             raise ValueError(f"broker URL {url!r}: no host")
         tls = parts.scheme in ("mqtts", "ssl")
+        query = parse_qs(parts.query)
+        unknown = set(query) - {"ca"}
+        if unknown:
+            raise ValueError(f"broker URL {url!r}: unknown parameter(s) {', '.join(sorted(unknown))}; known: ca")
+        ca_file = query["ca"][0] if "ca" in query else None
+        if ca_file is not None and not tls:
+            raise ValueError(f"broker URL {url!r}: ca= needs mqtts://")
         return cls(
             host=parts.hostname,
             port=parts.port or (8883 if tls else 1883),
             username=unquote(parts.username) if parts.username else None,
             password=unquote(parts.password) if parts.password else None,
             tls=tls,
+            ca_file=ca_file,
         )
 
     def __str__(self) -> str:
@@ -91,7 +104,7 @@ def _new_client(address: BrokerAddress, client_id: str, *, manual_ack: bool) -> 
     if address.username is not None:
         client.username_pw_set(address.username, address.password)
     if address.tls:
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_set(ca_certs=address.ca_file, cert_reqs=ssl.CERT_REQUIRED)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
 

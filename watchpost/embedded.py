@@ -136,6 +136,7 @@ def start_mosquitto(data_dir: Path, services: EmbeddedServices, *, production_co
         "certfile",
         "keyfile",
         "require_certificate",
+        "tls_version",
     )
     kept = [line for line in production_conf.read_text(encoding="utf-8").splitlines() if not line.startswith(skip)]
     run_as = ["user root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # else it drops to 'mosquitto'
