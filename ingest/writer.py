@@ -277,6 +277,9 @@ class _Writer:
             dropped = store.drop_expired(self.conn, storage=self.config.storage, now=datetime.now(UTC))
             if any(dropped.values()):
                 log.info("retention enforced: worker=%s %s", self.worker_id, dropped)
+            private = store.enforce_privacy(self.conn, privacy=self.config.privacy, now=datetime.now(UTC))
+            if any(private.values()):
+                log.info("privacy enforced: worker=%s %s", self.worker_id, private)
             self._status(True, "ok")
         except store.DatabaseError as exc:
             self._status(False, f"cannot connect: {exc}".strip())

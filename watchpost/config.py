@@ -225,7 +225,9 @@ class StorageConfig(_Model):
 
     event_retention_days: int = Field(default=90, ge=1, description="Events older than this are dropped")
     dead_letter_retention_days: int = Field(default=30, ge=1, description="Dead letters kept this long")
-    compress_after_days: int = Field(default=7, ge=1, description="TimescaleDB compresses chunks this old")
+    compress_after_days: int = Field(
+        default=14, ge=1, description="TimescaleDB compresses chunks this old (after plates are pseudonymised)"
+    )
     feed_retention_days: int = Field(
         default=30, ge=1, description="Live-stream entries and sent unit messages are kept this long for resuming"
     )
@@ -515,12 +517,27 @@ class AccessConfig(_Model):
     token_ttl_s: int = Field(default=12 * 3600, ge=60, description="Lifetime of a sign-in token (one shift)")
 
 
+class PrivacyConfig(_Model):
+    """How long personal data stays readable."""
+
+    plate_readable_days: int = Field(
+        default=7, ge=1, description="Plates that hit no hotlist are replaced by a keyed hash after this many days"
+    )
+    key_period: Literal["day", "week", "month"] = Field(
+        default="month", description="Each period's plates are hashed with a key of their own, destroyed after"
+    )
+    face_capture_retention_days: int = Field(
+        default=30, ge=1, description="Face-capture events (counts and image references only) are deleted after this"
+    )
+
+
 class WatchpostConfig(_Model):
     """The whole configuration."""
 
     timezone: str = Field(default="Asia/Shanghai", description="Zone for device times that carry none")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="MQTT ingest")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Retention")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Plates and face captures")
     sites: list[SiteConfig] = Field(default_factory=list, description="Communities and units")
     devices: list[DeviceConfig] = Field(default_factory=list, description="Registered devices")
     units: list[UnitConfig] = Field(default_factory=list, description="Patrol units and fixed posts")
@@ -560,6 +577,12 @@ class WatchpostConfig(_Model):
                     )
                 owner[key] = device.id
         self._check_rules(site_ids, device_ids)
+        if self.storage.compress_after_days <= self.privacy.plate_readable_days:
+            raise _located(
+                ("storage", "compress_after_days"),
+                f"must exceed privacy.plate_readable_days ({self.privacy.plate_readable_days}): plates are"
+                " pseudonymised in place, which compressed chunks make slow",
+            )
         unit_ids = {u.id for u in self.units}
         for section in ("users", "api_keys"):
             holders = getattr(self.access, section)

@@ -14,12 +14,14 @@ from watchpost.config import WatchpostConfig as _Config
 from watchpost.store import alerts as _alerts
 from watchpost.store import dispatch as _dispatch
 from watchpost.store import events as _events
+from watchpost.store import privacy as _privacy
 from watchpost.store import rules as _rules
 from watchpost.store import stats as _stats
 from watchpost.store.alerts import *  # noqa: F403
 from watchpost.store.dispatch import *  # noqa: F403
 from watchpost.store.events import *  # noqa: F403
 from watchpost.store.events import layout_of, ping
+from watchpost.store.privacy import *  # noqa: F403
 from watchpost.store.rules import *  # noqa: F403
 from watchpost.store.stats import *  # noqa: F403
 
@@ -36,6 +38,7 @@ __all__ = [
     *_alerts.__all__,
     *_dispatch.__all__,
     *_events.__all__,
+    *_privacy.__all__,
     *_rules.__all__,
     *_stats.__all__,
     "layout_of",
