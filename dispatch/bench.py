@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import random
 import secrets
@@ -61,6 +62,7 @@ def run_alerts_bench(
 ) -> int:
     """Measure, print the figures (or one JSON object); return the exit status."""
     say = (lambda *_: None) if as_json else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     tag = uuid.uuid4().hex[:8]
     key = secrets.token_urlsafe(24)
     cfg = _config(config, tag, key)
@@ -216,7 +218,9 @@ def _mqtt_hop(broker: BrokerAddress, tag: str, n: int = 200) -> tuple[float, flo
 
 
 @contextmanager
-def _services(cfg: WatchpostConfig, db_url: str, broker_url: str, port: int, tag: str) -> Iterator[None]:
+def _services(
+    cfg: WatchpostConfig, db_url: str, broker_url: str, port: int, tag: str
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
     """The ingest worker, the dispatcher and the API, each in its own process, as deployed."""
     with tempfile.TemporaryDirectory() as tmp:
         cfg_file = Path(tmp) / "bench.yaml"
@@ -251,7 +255,7 @@ def _services(cfg: WatchpostConfig, db_url: str, broker_url: str, port: int, tag
                     raise RuntimeError(f"services did not come up (exited: {dead})")
                 time.sleep(0.2)
             time.sleep(1.0)  # the worker and the dispatcher subscribed
-            yield
+            yield procs
         finally:
             for p in procs.values():
                 p.terminate()

@@ -154,6 +154,14 @@ def _parser() -> argparse.ArgumentParser:
     b_alerts.add_argument("--broker", help="broker URL (default: a private Mosquitto, as for bench ingest)")
     b_alerts.add_argument("--json", action="store_true", help="print one JSON object")
     b_alerts.set_defaults(handler=_cmd_bench_alerts)
+    b_soak = bench_sub.add_parser(
+        "soak", help="the whole service under a steady mixed load: throughput, latency, memory"
+    )
+    b_soak.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
+    b_soak.add_argument("--rate", type=float, default=1000.0, help="messages per second (default 1,000)")
+    b_soak.add_argument("--broker", help="broker URL (default: a private Mosquitto, as for bench ingest)")
+    b_soak.add_argument("--json", action="store_true", help="print one JSON object")
+    b_soak.set_defaults(handler=_cmd_bench_soak)
 
     register_crowd(sub)
 
@@ -545,6 +553,25 @@ def _cmd_bench_alerts(args: argparse.Namespace, settings: Settings) -> int:
             background_rate=args.rate,
             probes=args.probes,
             probe_interval=args.interval,
+            as_json=args.json,
+        )
+    finally:
+        services.stop()
+
+
+def _cmd_bench_soak(args: argparse.Namespace, settings: Settings) -> int:
+    from dispatch.soak import run_soak
+
+    config = _config(args, settings)
+    services = _services(settings, need_broker=False)
+    assert services.database_url
+    try:
+        return run_soak(
+            config=config,
+            database_url=services.database_url,
+            broker_url=_bench_broker(args, settings, services),
+            minutes=args.minutes,
+            rate=args.rate,
             as_json=args.json,
         )
     finally:
