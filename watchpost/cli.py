@@ -396,9 +396,14 @@ def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"crowd run: {exc}", file=sys.stderr)
         return 2
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     if not cameras:
-        print("crowd run: no camera has a crowd source (devices[].crowd) in the configuration", file=sys.stderr)
-        return 2
+        # Idle rather than exit, so that a supervisor that restarts stopped services does not spin.
+        print("crowd run: no camera has a crowd source (devices[].crowd) in the configuration: idle", flush=True)
+        while not stopping.wait(1.0):
+            pass
+        return 0
     needs_broker = any(d.crowd is not None and d.crowd.from_mqtt for d in cameras)
     services = _services(settings, need_broker=needs_broker)
     assert services.database_url
@@ -411,8 +416,6 @@ def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
             name=str(args.name),
             cameras=args.camera,
         ).start()
-        stopping = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
         print(f"crowd worker {args.name} counting on {', '.join(d.id for d in cameras)}", flush=True)
         while not stopping.wait(1.0):
             if worker.subscriber is not None and worker.subscriber.state is LinkState.REFUSED:
