@@ -17,6 +17,7 @@ from typing import Any
 
 __all__ = [
     "OPEN_STATES",
+    "TOTAL_ZONE",
     "Conflict",
     "NotFound",
     "AdaptError",
@@ -337,6 +338,9 @@ class AlertDraft:
     lon: float | None = None
     source_events: tuple[tuple[uuid.UUID, datetime], ...] = ()  # (event id, occurred_at)
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+TOTAL_ZONE = "_total"  # the observation of a camera's whole frame (configured zone ids cannot start with "_")
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,13 +13,12 @@ from api.dependencies import Config, Conn
 from api.routes.common import aware, invalid, responses
 from api.schemas import ObservationsOut
 from watchpost import store
-from watchpost.model import NotFound
+from watchpost.model import TOTAL_ZONE, NotFound
 
 __all__ = ["parse_bucket", "router"]
 
 router = APIRouter(tags=["observations"])
 
-TOTAL_ZONE = "_total"  # as detectors.crowd.service writes it; the API does not import the detector
 _MAX_POINTS = 10_000  # per zone
 _AUTO_POINTS = 360
 _STEPS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 6 * 3600, 86400)

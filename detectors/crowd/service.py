@@ -52,13 +52,12 @@ from detectors.rules import draft_for
 from ingest.mqtt import BrokerAddress, Subscriber
 from watchpost import store
 from watchpost.config import DeviceConfig, GatheringConfig, NightWindow, WatchpostConfig
-from watchpost.model import CameraStatus, Observation, ReceivedMessage
+from watchpost.model import TOTAL_ZONE, CameraStatus, Observation, ReceivedMessage
 
 __all__ = ["TOTAL_ZONE", "CrowdHealth", "CrowdWorker", "counting_cameras", "gathering_rule", "synthetic_model"]
 
 log = logging.getLogger("watchpost.crowd")
 
-TOTAL_ZONE = "_total"  # the observation of the whole frame (zone ids cannot start with "_")
 _STATUS_EVERY_S = 5.0
 _RETENTION_EVERY_S = 3600.0
 _MAX_PENDING_OBSERVATIONS = 100_000  # while the database is away; the oldest go first beyond this
