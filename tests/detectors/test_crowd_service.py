@@ -299,3 +299,19 @@ def test_the_demo_frame_simulator_feeds_the_demo_camera(worker, config, broker, 
     finally:
         stop.set()
         thread.join(5)
+
+
+def test_a_lost_database_connection_is_re_established_and_the_gathering_still_raised(worker, camera, db, caplog):
+    """The worker's database connection is killed; it reconnects and the gathering that follows is still alerted."""
+    camera(PASSERS, seconds=0.3)
+    assert wait_for(lambda: worker.recorder.database_ok)
+    killed = db.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'watchpost-crowd-test'"
+    ).fetchone()[0]
+    assert killed >= 1
+    camera(PASSERS + CROWD, seconds=2.5)
+    (alert,) = wait_for(lambda: _crowd_alerts(db), timeout=15)
+    assert alert["detail"]["people"] >= THRESHOLD
+    assert worker.health().database_ok and worker.health().healthy
+    assert store.latest_snapshot(db, alert["alert_id"]) is not None
+    assert "crowd recorder lost the database" in caplog.text
