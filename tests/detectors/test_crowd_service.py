@@ -315,3 +315,16 @@ def test_a_lost_database_connection_is_re_established_and_the_gathering_still_ra
     assert worker.health().database_ok and worker.health().healthy
     assert store.latest_snapshot(db, alert["alert_id"]) is not None
     assert "crowd recorder lost the database" in caplog.text
+
+
+def test_health_shows_each_camera_of_the_crowd_worker(worker, camera, start_api):  # noqa: F811
+    """Under `watchpost run`, /health lists the crowd worker with each camera's state, count and last error."""
+    from watchpost.cli import _crowd_health
+
+    camera(PASSERS, seconds=0.3)
+    wait_for(lambda: _status(worker).frames >= 1)
+    body = start_api(health_sources=[_crowd_health(worker)]).client().get("/health").json()
+    (crowd,) = body["workers"]
+    assert crowd["worker"] == "crowd-test" and crowd["healthy"] and crowd["broker"] == "connected"
+    cam = crowd["cameras"][CAMERA]
+    assert cam["state"] == "ok" and cam["frames"] >= 1 and cam["people"] is not None and cam["last_error"] is None
