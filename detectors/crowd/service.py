@@ -184,8 +184,9 @@ class _Camera:
         self.worker = worker
         self.device = device
         self.crowd = device.crowd
-        self.source_shown = "mqtt:" + self.crowd.topic_for(device.id) if self.crowd.from_mqtt else None
-        self.source_shown = self.source_shown or redact_url(self.crowd.source)
+        self.source_shown = (
+            f"mqtt:{self.crowd.topic_for(device.id)}" if self.crowd.from_mqtt else redact_url(self.crowd.source)
+        )
         self._model = model
         self._inbox: FrameInbox | None = None
         self._stream: StreamSource | None = None

@@ -328,3 +328,20 @@ def test_health_shows_each_camera_of_the_crowd_worker(worker, camera, start_api)
     assert crowd["worker"] == "crowd-test" and crowd["healthy"] and crowd["broker"] == "connected"
     cam = crowd["cameras"][CAMERA]
     assert cam["state"] == "ok" and cam["frames"] >= 1 and cam["people"] is not None and cam["last_error"] is None
+
+
+def test_a_model_file_that_cannot_be_read_is_an_error_with_the_reason(config, database_url, broker, db, tmp_path):
+    """A camera whose model file is missing reports state error naming the file; the worker runs on."""
+    doc = config.model_dump(mode="json")
+    for device in doc["devices"]:
+        if device["id"] == CAMERA:
+            device["crowd"]["model"] = str(tmp_path / "missing.model")
+    cfg = WatchpostConfig.model_validate(doc)
+    w = CrowdWorker(config=cfg, database_url=database_url, broker=broker, name="crowd-badmodel", status_every_s=0.3)
+    w.start()
+    try:
+        status = wait_for(lambda: store.camera_statuses(db).get(CAMERA))
+        assert status["state"] == "error" and "missing.model" in status["reason"]
+        assert status["last_error"].startswith("camera model:")
+    finally:
+        w.stop()
