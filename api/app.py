@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from api.auth import Action, Authenticator, CurrentPrincipal, Principal, require
 from api.dependencies import Conn
 from api.feed import FeedHub
-from api.routes import access, alerts, hotlists, reports, streams, units
+from api.routes import access, alerts, hotlists, observations, reports, streams, units
 from api.routes.common import responses
 from watchpost import metrics, store
 from watchpost.config import WatchpostConfig
@@ -162,7 +162,7 @@ def create_app(
     app.state.authenticator = authenticator
     app.state.heartbeat_s = heartbeat_s
     _handle_errors(app)
-    for module in (access, alerts, units, hotlists, reports, streams):
+    for module in (access, alerts, units, hotlists, observations, reports, streams):
         app.include_router(module.router)
 
     @app.get("/", summary="What this service offers", responses=responses())
@@ -184,6 +184,7 @@ def create_app(
                 "events": "/events",
                 "dead_letters": "/dead-letters",
                 "devices": "/devices",
+                "observations": "/observations",
                 "metrics": "/metrics",
                 "docs": "/docs",
             },

@@ -173,6 +173,7 @@ class Action(StrEnum):
     EDIT_HOTLISTS = "change hotlists"
     READ_SITES = "read sites and devices"
     READ_EVENTS = "read events"
+    READ_OBSERVATIONS = "read observations"
     READ_STATS = "read statistics"
     READ_METRICS = "read metrics"
     STREAM = "stream the live feed"
@@ -190,6 +191,7 @@ _OPERATOR = {
     Action.READ_HOTLISTS,
     Action.READ_SITES,
     Action.READ_EVENTS,
+    Action.READ_OBSERVATIONS,
     Action.READ_STATS,
     Action.READ_METRICS,
     Action.STREAM,

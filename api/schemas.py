@@ -22,9 +22,13 @@ __all__ = [
     "HotlistEntryBody",
     "HotlistEntryOut",
     "HotlistEntryPatch",
+    "CameraStatusOut",
     "ManualAlertBody",
     "MeOut",
     "NoteBody",
+    "ObservationPoint",
+    "ObservationSeries",
+    "ObservationsOut",
     "PositionBody",
     "ReassignBody",
     "ResolveBody",
@@ -430,6 +434,56 @@ class ZeroCaseRow(BaseModel):
     zero_case: bool = Field(description="No case-type alert in the period")
 
 
+class CameraStatusOut(BaseModel):
+    """A counting camera's health, as its crowd worker last reported it."""
+
+    worker: str = Field(description="The crowd worker counting on it")
+    state: str = Field(
+        description="ok, waiting (no frame yet), silent (MQTT frames stopped), reconnecting, dead (the stream gave"
+        " up: retried later), unavailable (no calibrated model: no counts) or error (the model cannot be used)"
+    )
+    reason: str | None = Field(description="Why it is not ok")
+    source: str = Field(description="Where its frames come from (no password)")
+    last_frame_at: datetime | None
+    frames: int = Field(description="Frames counted since the worker started")
+    errors: int = Field(description="Frames refused (corrupt, too large, not JPEG) or failed")
+    reconnects: int
+    people: float | None = Field(description="People in the latest frame")
+    last_error: str | None = Field(description="The latest refused frame, dead stream or failure")
+    last_error_at: datetime | None
+    updated_at: datetime = Field(description="When the worker last reported (every few seconds while it runs)")
+
+
+class ObservationPoint(BaseModel):
+    """People counted in a zone during one bucket."""
+
+    at: datetime = Field(description="Start of the bucket")
+    mean: float
+    min: float
+    max: float
+    samples: int = Field(description="Frames counted in the bucket")
+
+
+class ObservationSeries(BaseModel):
+    """One zone's counts over time (`_total`: the whole frame)."""
+
+    zone: str
+    zone_name: str
+    points: list[ObservationPoint]
+
+
+class ObservationsOut(BaseModel):
+    """A camera's zone counts, bucketed for a chart."""
+
+    device_id: str
+    site_id: str
+    since: datetime
+    until: datetime
+    bucket_s: int = Field(description="Length of each bucket, seconds")
+    series: list[ObservationSeries]
+    camera: CameraStatusOut | None = Field(description="The camera's health, when a crowd worker reported it")
+
+
 class DeviceHealthRow(BaseModel):
     """A configured device's health."""
 
@@ -444,3 +498,6 @@ class DeviceHealthRow(BaseModel):
     silent_s: float | None
     open_alerts: int
     status: str = Field(description="ok, silent (past its heartbeat) or never_seen")
+    camera: CameraStatusOut | None = Field(
+        default=None, description="For a counting camera: its capture and counting health"
+    )

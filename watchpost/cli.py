@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-simulator", action="store_true", help="do not publish simulated device traffic")
     run.add_argument("--rate", type=float, default=5.0, help="simulated messages per second (default 5)")
     run.add_argument("--workers", type=int, default=1, help="ingest workers in this process (default 1)")
+    run.add_argument("--no-crowd", action="store_true", help="do not count people on the configured cameras")
     run.set_defaults(handler=_cmd_run)
 
     ingest = sub.add_parser("ingest", help="one ingest worker (run several for a shared subscription)")
@@ -163,7 +164,15 @@ def _parser() -> argparse.ArgumentParser:
     b_soak.add_argument("--json", action="store_true", help="print one JSON object")
     b_soak.set_defaults(handler=_cmd_bench_soak)
 
-    register_crowd(sub)
+    crowd = register_crowd(sub)
+    crowd_run = crowd.add_parser("run", help="the crowd worker: count people on the configured cameras")
+    crowd_run.add_argument(
+        "--camera", action="append", help="only this camera (repeat for several; default: every counting camera)"
+    )
+    crowd_run.add_argument(
+        "--name", default=os.environ.get("WATCHPOST_CROWD_WORKER", "crowd-0"), help="name of this worker"
+    )
+    crowd_run.set_defaults(handler=_cmd_crowd_run)
 
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(handler=_cmd_migrate)
@@ -283,6 +292,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from api.app import create_app
+    from detectors.crowd.service import CrowdWorker, counting_cameras
     from detectors.rules import RuleEngine
     from ingest.mqtt import BrokerAddress
     from ingest.pipeline import IngestWorker
@@ -293,6 +303,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     workers: list[IngestWorker] = []
     dispatcher = None
+    crowd = None
     try:
         layout = _prepare_database(services.database_url, config)
         broker = BrokerAddress.parse(services.broker_url)
@@ -310,17 +321,25 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             if not w.wait_ready(15):
                 print(f"ingest worker {w.worker_id}: not subscribed yet ({w.subscriber.detail or 'no answer'})")
         dispatcher = _dispatcher(config, services.database_url, broker, name="run-dispatcher").start()
+        health_sources = [*(_health_source(w) for w in workers), _dispatcher_health(dispatcher)]
+        if not args.no_crowd and counting_cameras(config):
+            crowd = CrowdWorker(config=config, database_url=services.database_url, broker=broker, name="run-crowd")
+            crowd.start()
+            health_sources.append(_crowd_health(crowd))
         sim_thread = None
         if not args.no_simulator:
+            from detectors.crowd.simulator import FrameSimulator
             from ingest.simulator import Simulator
 
             sim = Simulator(config=config, broker=broker, rate=args.rate, seed=None)
             sim_thread = threading.Thread(target=sim.run, kwargs={"duration": 0, "stop": stop}, daemon=True)
             sim_thread.start()
+            frames = FrameSimulator(config=config, broker=broker)
+            threading.Thread(target=frames.run, args=(stop,), daemon=True).start()
         app = create_app(
             config=config,
             database_url=services.database_url,
-            health_sources=[*(_health_source(w) for w in workers), _dispatcher_health(dispatcher)],
+            health_sources=health_sources,
             jwt_secret=settings.jwt_secret,
             production=settings.environment == "production",
         )
@@ -338,10 +357,81 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         stop.set()
+        if crowd is not None:
+            crowd.stop()
         if dispatcher is not None:
             dispatcher.stop()
         for w in workers:
             w.stop()
+        services.stop()
+    return 0
+
+
+def _crowd_health(worker):  # type: ignore[no-untyped-def]
+    def report() -> dict[str, object]:
+        h = worker.health()
+        return {
+            "worker": h.name,
+            "healthy": h.healthy,
+            "database_ok": h.database_ok,
+            "detail": h.detail,
+            "broker": h.broker,
+            "dropped_observations": h.dropped_observations,
+            "cameras": {
+                c.device_id: {
+                    "state": c.state,
+                    "reason": c.reason,
+                    "people": c.people,
+                    "frames": c.frames,
+                    "errors": c.errors,
+                    "last_frame_at": c.last_frame_at.isoformat() if c.last_frame_at else None,
+                    "last_error": c.last_error,
+                }
+                for c in h.cameras
+            },
+        }
+
+    return report
+
+
+def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from detectors.crowd.service import CrowdWorker, counting_cameras
+    from ingest.mqtt import BrokerAddress, LinkState
+
+    config = _config(args, settings)
+    try:
+        cameras = counting_cameras(config, args.camera)
+    except ValueError as exc:
+        print(f"crowd run: {exc}", file=sys.stderr)
+        return 2
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    if not cameras:
+        # Idle rather than exit, so that a supervisor that restarts stopped services does not spin.
+        print("crowd run: no camera has a crowd source (devices[].crowd) in the configuration: idle", flush=True)
+        while not stopping.wait(1.0):
+            pass
+        return 0
+    needs_broker = any(d.crowd is not None and d.crowd.from_mqtt for d in cameras)
+    services = _services(settings, need_broker=needs_broker)
+    assert services.database_url
+    try:
+        _prepare_database(services.database_url, config)
+        worker = CrowdWorker(
+            config=config,
+            database_url=services.database_url,
+            broker=BrokerAddress.parse(services.broker_url) if services.broker_url else None,
+            name=str(args.name),
+            cameras=args.camera,
+        ).start()
+        print(f"crowd worker {args.name} counting on {', '.join(d.id for d in cameras)}", flush=True)
+        while not stopping.wait(1.0):
+            if worker.subscriber is not None and worker.subscriber.state is LinkState.REFUSED:
+                print(worker.subscriber.detail, file=sys.stderr)
+                worker.stop()
+                return 3
+        worker.stop()
+    finally:
         services.stop()
     return 0
 

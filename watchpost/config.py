@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 __all__ = [
     "ConfigError",
+    "CrowdCameraConfig",
+    "GatheringConfig",
     "DeviceConfig",
     "DeviceKind",
     "IngestConfig",
@@ -49,6 +51,73 @@ class Position(_Model):
     lon: float = Field(ge=-180, le=180, description="Longitude in decimal degrees")
 
 
+Severity = Literal["critical", "major", "minor", "info"]
+SEVERITIES: tuple[str, ...] = ("critical", "major", "minor", "info")
+
+
+class NightWindow(_Model):
+    """Hours (local time of the site) in which a rule's alerts take another severity."""
+
+    start: str = Field(default="22:00", pattern=r"^\d{2}:\d{2}$", description="Start, HH:MM local time")
+    end: str = Field(default="06:00", pattern=r"^\d{2}:\d{2}$", description="End, HH:MM (may be past midnight)")
+    severity: Severity = Field(description="Severity during these hours")
+
+    def contains(self, hhmm: str) -> bool:
+        """Whether a local HH:MM falls in the window (windows may wrap midnight)."""
+        if self.start <= self.end:
+            return self.start <= hhmm < self.end
+        return hhmm >= self.start or hhmm < self.end
+
+
+class GatheringConfig(_Model):
+    """When the people counted in one camera zone are a gathering (see detectors/crowd/gathering.py).
+
+    Raises when the smoothed count stays at or above ``threshold`` (or ``density_per_m2`` times
+    the zone's ``area_m2``, whichever is lower) for ``dwell_s``, or grows by ``growth_factor``
+    within ``growth_window_s``; clears after ``release_s`` below the release level.
+    """
+
+    threshold: float | None = Field(default=None, gt=0, description="People (smoothed) that make a gathering")
+    dwell_s: float = Field(default=30, ge=0, le=3600, description="Seconds at or above the threshold before raising")
+    release_threshold: float | None = Field(
+        default=None, gt=0, description="Below this it may clear (hysteresis); default 80 % of the raise level"
+    )
+    release_s: float = Field(default=30, ge=0, le=3600, description="Seconds below the release level before clearing")
+    cooldown_s: float = Field(default=60, ge=0, le=86400, description="No new alarm this long after one cleared")
+    smooth_s: float = Field(default=5, ge=0, le=600, description="Moving-average window of the count, seconds")
+    growth_factor: float | None = Field(
+        default=None, gt=1, description="Also raise when the crowd grows by this factor (2 = doubles) ..."
+    )
+    growth_window_s: float = Field(default=60, gt=0, le=3600, description="... within this many seconds")
+    growth_min_count: float = Field(default=5, ge=1, description="Growth alarms only from this many people on")
+    density_per_m2: float | None = Field(
+        default=None, gt=0, le=10, description="People per square metre that make a gathering (needs area_m2)"
+    )
+    release_density_per_m2: float | None = Field(
+        default=None, gt=0, le=10, description="Density below which it may clear; default 80 % of density_per_m2"
+    )
+    severity: Severity | None = Field(default=None, description="Overrides the alert type's severity")
+    night: NightWindow | None = Field(default=None, description="Another severity at night (local time of the site)")
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> GatheringConfig:
+        if self.threshold is None and self.density_per_m2 is None and self.growth_factor is None:
+            raise ValueError("a gathering rule needs a threshold, a density_per_m2 or a growth_factor")
+        if (
+            self.threshold is not None
+            and self.release_threshold is not None
+            and self.release_threshold > self.threshold
+        ):
+            raise ValueError("release_threshold must not exceed threshold (it is the lower level of the hysteresis)")
+        if (
+            self.density_per_m2 is not None
+            and self.release_density_per_m2 is not None
+            and self.release_density_per_m2 > self.density_per_m2
+        ):
+            raise ValueError("release_density_per_m2 must not exceed density_per_m2")
+        return self
+
+
 class ZoneConfig(_Model):
     """A polygon on a site map (lat/lon) or in a camera image (pixels)."""
 
@@ -56,6 +125,12 @@ class ZoneConfig(_Model):
     name: str = Field(default="", description="Human name shown on the console")
     polygon: list[tuple[float, float]] = Field(
         min_length=3, description="Vertices: [lat, lon] on a site, [x, y] pixels on a camera"
+    )
+    area_m2: float | None = Field(
+        default=None, gt=0, description="Ground area of a camera zone in square metres (for density thresholds)"
+    )
+    gathering: GatheringConfig | None = Field(
+        default=None, description="Crowd gathering rule of a camera zone (the camera needs a crowd source)"
     )
 
 
@@ -75,6 +150,62 @@ class SiteConfig(_Model):
     @classmethod
     def _zone_exists(cls, value: str | None) -> str | None:
         return _check_zone(value)
+
+
+class CrowdCameraConfig(_Model):
+    """Where a camera's frames come from and how they are counted (the crowd worker)."""
+
+    source: str = Field(
+        min_length=1,
+        description="rtsp:// or http(s):// stream URL, a video file path, or 'mqtt' for JPEG frames published"
+        " to `topic`",
+    )
+    topic: str = Field(
+        default="watchpost/cameras/{device}/frame",
+        description="With source 'mqtt': the topic the JPEG frames arrive on; {device} is this camera's id",
+    )
+    sample_fps: float = Field(default=1.0, gt=0, le=30, description="Frames counted per second (the rest skipped)")
+    model: str | None = Field(
+        default=None,
+        description="Calibrated model file from `watchpost crowd calibrate` (relative to the working folder), or"
+        " 'synthetic' for the demo's synthetic scene; without one the camera reports counts as unavailable",
+    )
+    frame_size: tuple[int, int] | None = Field(
+        default=None,
+        description="[width, height] of the picture the zones are drawn on; default the model's frame size",
+    )
+    alert: str = Field(default="crowd_gathering", description="Alert type a gathering raises (alerts.types)")
+    max_pixels: int = Field(
+        default=4096 * 3072, ge=64 * 64, description="Frames declaring more pixels are refused (pixel bombs)"
+    )
+    max_frame_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Larger JPEG frames are refused")
+    reconnect_initial_s: float = Field(default=1.0, gt=0, le=60, description="First wait after a lost stream")
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest wait between reconnections")
+    dead_after: int = Field(
+        default=5, ge=1, description="Failed connections in a row after which the stream is reported dead"
+    )
+    retry_dead_s: float = Field(default=60.0, gt=0, le=3600, description="A dead stream is tried again this often")
+    silent_after_s: float = Field(
+        default=30.0, gt=0, description="An MQTT camera with no frame for this long is reported silent"
+    )
+    snapshot_quality: int = Field(default=85, ge=30, le=100, description="JPEG quality of alert snapshots")
+    enabled: bool = Field(default=True, description="Off switch")
+
+    @field_validator("topic")
+    @classmethod
+    def _plain_topic(cls, value: str) -> str:
+        if any(c in value.replace("{device}", "") for c in "+#{}") or not value or value.startswith("$"):
+            raise ValueError("a frame topic is a plain topic name ({device} allowed, no wildcards)")
+        return value
+
+    @property
+    def from_mqtt(self) -> bool:
+        """Whether frames arrive over MQTT."""
+        return self.source == "mqtt"
+
+    def topic_for(self, device_id: str) -> str:
+        """The frame topic of ``device_id``."""
+        return self.topic.replace("{device}", device_id)
 
 
 class DeviceConfig(_Model):
@@ -97,6 +228,9 @@ class DeviceConfig(_Model):
     )
     heartbeat_s: int | None = Field(default=None, gt=0, description="Expected silence limit, seconds")
     zones: list[ZoneConfig] = Field(default_factory=list, description="Image zones of a camera")
+    crowd: CrowdCameraConfig | None = Field(
+        default=None, description="People counting on this camera's frames (cameras only)"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -234,12 +368,16 @@ class StorageConfig(_Model):
     rate_retention_days: int = Field(
         default=7, ge=1, description="Per-minute event counts (surge baselines) are kept this long"
     )
+    observation_retention_days: int = Field(
+        default=30, ge=1, description="Camera zone counts (observations) are kept this long"
+    )
+    snapshot_retention_days: int = Field(
+        default=30, ge=1, description="Alert snapshots (the only frames ever stored) are kept this long"
+    )
 
 
 # --------------------------------------------------------------------------- alerts and rules
 
-Severity = Literal["critical", "major", "minor", "info"]
-SEVERITIES: tuple[str, ...] = ("critical", "major", "minor", "info")
 EventKindName = Literal[
     "plate_read",
     "face_capture",
@@ -310,20 +448,6 @@ class AlertsConfig(_Model):
     types: dict[str, AlertTypeConfig] = Field(
         default_factory=_default_alert_types, description="Alert types by id; replaces the built-in catalogue"
     )
-
-
-class NightWindow(_Model):
-    """Hours (local time of the site) in which a rule's alerts take another severity."""
-
-    start: str = Field(default="22:00", pattern=r"^\d{2}:\d{2}$", description="Start, HH:MM local time")
-    end: str = Field(default="06:00", pattern=r"^\d{2}:\d{2}$", description="End, HH:MM (may be past midnight)")
-    severity: Severity = Field(description="Severity during these hours")
-
-    def contains(self, hhmm: str) -> bool:
-        """Whether a local HH:MM falls in the window (windows may wrap midnight)."""
-        if self.start <= self.end:
-            return self.start <= hhmm < self.end
-        return hhmm >= self.start or hhmm < self.end
 
 
 class _Rule(_Model):
@@ -583,6 +707,7 @@ class WatchpostConfig(_Model):
                 f"must exceed privacy.plate_readable_days ({self.privacy.plate_readable_days}): plates are"
                 " pseudonymised in place, which compressed chunks make slow",
             )
+        self._check_cameras()
         unit_ids = {u.id for u in self.units}
         for section in ("users", "api_keys"):
             holders = getattr(self.access, section)
@@ -594,6 +719,55 @@ class WatchpostConfig(_Model):
                 if holder.unit is not None and holder.unit not in unit_ids:
                     raise _located(("access", section, i, "unit"), f"unknown unit {holder.unit!r}")
         return self
+
+    def _check_cameras(self) -> None:
+        for i, site in enumerate(self.sites):
+            for j, zone in enumerate(site.zones):
+                if zone.gathering is not None:
+                    raise _located(("sites", i, "zones", j, "gathering"), "gathering rules belong to camera zones")
+        topics: dict[str, str] = {}
+        for i, device in enumerate(self.devices):
+            where = ("devices", i)
+            _unique(f"devices.{i}.zones", [z.id for z in device.zones])
+            crowd = device.crowd
+            if crowd is not None and device.kind != "camera":
+                raise _located((*where, "crowd"), f"only cameras count people; this device is a {device.kind}")
+            for j, zone in enumerate(device.zones):
+                g = zone.gathering
+                if g is None:
+                    continue
+                if crowd is None:
+                    raise _located(
+                        (*where, "zones", j, "gathering"), "a gathering rule needs the camera's crowd source (crowd:)"
+                    )
+                if g.density_per_m2 is not None and zone.area_m2 is None:
+                    raise _located(
+                        (*where, "zones", j, "gathering", "density_per_m2"), "a density needs the zone's area_m2"
+                    )
+            if crowd is None:
+                continue
+            if crowd.alert not in self.alerts.types:
+                raise _located(
+                    (*where, "crowd", "alert"),
+                    f"unknown alert type {crowd.alert!r}; known: {sorted(self.alerts.types)}",
+                )
+            if crowd.from_mqtt:
+                topic = crowd.topic_for(device.id)
+                if topic in topics:
+                    raise _located((*where, "crowd", "topic"), f"topic {topic!r} is also camera {topics[topic]!r}'s")
+                topics[topic] = device.id
+                for route in self.ingest.routes:
+                    if route.match(topic)[0]:
+                        raise _located(
+                            (*where, "crowd", "topic"),
+                            f"frame topic {topic!r} falls under the ingest route {route.topic!r}"
+                            " (frames are not events: give the camera a topic of its own)",
+                        )
+            elif (
+                crowd.source.split("://", 1)[0] not in ("rtsp", "rtsps", "http", "https", "file")
+                and "://" in crowd.source
+            ):
+                raise _located((*where, "crowd", "source"), "expected an rtsp:// or http(s):// URL, a file or 'mqtt'")
 
     def _check_rules(self, site_ids: set[str], device_ids: set[str]) -> None:
         types = self.alerts.types

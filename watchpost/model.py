@@ -17,12 +17,15 @@ from typing import Any
 
 __all__ = [
     "OPEN_STATES",
+    "TOTAL_ZONE",
     "Conflict",
     "NotFound",
     "AdaptError",
     "AlertDraft",
     "AlertState",
     "AssignmentState",
+    "CameraStatus",
+    "Observation",
     "Outcome",
     "Severity",
     "UnitState",
@@ -335,6 +338,37 @@ class AlertDraft:
     lon: float | None = None
     source_events: tuple[tuple[uuid.UUID, datetime], ...] = ()  # (event id, occurred_at)
     detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+TOTAL_ZONE = "_total"  # the observation of a camera's whole frame (configured zone ids cannot start with "_")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A measured value over time: the people counted in one camera zone at one sample."""
+
+    at: datetime  # UTC, aware: when the frame was taken (received)
+    device_id: str
+    zone: str
+    people: float
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStatus:
+    """A counting camera's health as its crowd worker sees it."""
+
+    device_id: str
+    worker: str
+    state: str  # ok, waiting, silent, reconnecting, dead, unavailable (no model), error
+    reason: str | None
+    source: str  # where frames come from (a URL's credentials removed)
+    last_frame_at: datetime | None
+    frames: int
+    errors: int
+    reconnects: int
+    people: float | None  # the latest total count
+    last_error: str | None = None  # the latest refused frame, dead stream or failure, kept until replaced
+    last_error_at: datetime | None = None
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from fastapi import status as http
 
 from api.auth import Action, Principal, require
@@ -104,6 +104,35 @@ def get_alert(
     if principal.patrol:  # what other units did is not this unit's to see
         timeline = [t for t in timeline if t["detail"].get("unit_id") in (None, principal.unit)]
     return {"alert": alert, "timeline": timeline, "sources": store.alert_sources(conn, alert_id)}
+
+
+@router.get(
+    "/alerts/{alert_id}/snapshot",
+    summary="The alert's annotated snapshot (JPEG)",
+    description="The picture a crowd alert was raised with: the camera's frame with its zones and people counts"
+    " drawn on it (the newest, when a gathering came back into an open alert). Only alerts raised by a camera"
+    " have one; the same access as the alert (a patrol unit: its own alerts only). Snapshots are kept for"
+    " `storage.snapshot_retention_days`.",
+    response_class=Response,
+    responses={**responses(403, 404), 200: {"content": {"image/jpeg": {}}, "description": "The JPEG picture"}},
+)
+def alert_snapshot(
+    conn: Conn, alert_id: AlertId, principal: Annotated[Principal, require(Action.READ_ALERTS)]
+) -> Response:
+    visible_alert(conn, alert_id, principal)
+    snap = store.latest_snapshot(conn, alert_id)
+    if snap is None:
+        raise NotFound(f"alert {alert_id} has no snapshot")
+    taken = snap["taken_at"].isoformat().replace("+00:00", "Z")
+    return Response(
+        content=snap["jpeg"],
+        media_type="image/jpeg",
+        headers={
+            "Cache-Control": "private, max-age=300",
+            "X-Snapshot-Taken-At": taken,
+            "X-Snapshot-Zone": snap["zone"] or "",
+        },
+    )
 
 
 @router.post(

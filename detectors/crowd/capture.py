@@ -7,6 +7,7 @@ Sources yield :class:`Frame` objects at a configured sampling rate:
   giving up (health ``dead``) after a configured number of failed attempts;
 - :class:`FileSource` -- a video file, read once to its end;
 - :class:`DirectorySource` -- a folder of JPEG files (or a given list of them), in order;
+- :class:`FrameInbox` -- JPEG frames pushed by a transport (a camera publishing over MQTT);
 - :func:`decode_jpeg` -- one JPEG byte string, e.g. a frame published over MQTT.
 
 Every JPEG is checked before it is decoded: the magic bytes, a size cap, and the dimensions
@@ -18,6 +19,7 @@ declared in its header against a pixel cap, so a small file that declares a giga
 from __future__ import annotations
 
 import logging
+import threading
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -34,12 +36,14 @@ __all__ = [
     "DirectorySource",
     "FileSource",
     "Frame",
+    "FrameInbox",
     "FrameError",
     "FrameErrorReason",
     "HealthState",
     "StreamSource",
     "decode_jpeg",
     "jpeg_dimensions",
+    "redact_url",
 ]
 
 log = logging.getLogger("watchpost.crowd.capture")
@@ -72,6 +76,8 @@ class HealthState(StrEnum):
     """A camera's state as the console shows it."""
 
     OK = "ok"
+    WAITING = "waiting"  # no frame yet
+    SILENT = "silent"  # a pushed source (MQTT) that has sent nothing for a while
     RECONNECTING = "reconnecting"
     DEAD = "dead"
 
@@ -86,6 +92,7 @@ class CameraHealth:
     reason: str | None
     reconnects: int
     frames: int
+    errors: int = 0  # frames refused (corrupt, too large, not JPEG)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -186,6 +193,18 @@ def _check_entropy_data(raw: np.ndarray) -> None:
 # --- sources -------------------------------------------------------------------------------------
 
 
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part replaced (rtsp://admin:secret@host -> rtsp://admin:***@host)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    authority, slash, path = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if not at or ":" not in user:
+        return url
+    return f"{scheme}://{user.split(':', 1)[0]}:***@{host}{slash}{path}"
+
+
 class _Sampler:
     """Lets a frame through when at least 1/fps has passed (by the frame's own time)."""
 
@@ -210,6 +229,7 @@ class _Health:
         self.reason: str | None = None
         self.reconnects = 0
         self.frames = 0
+        self.errors = 0
 
     def snapshot(self) -> CameraHealth:
         return CameraHealth(
@@ -219,6 +239,7 @@ class _Health:
             reason=self.reason,
             reconnects=self.reconnects,
             frames=self.frames,
+            errors=self.errors,
         )
 
 
@@ -226,7 +247,9 @@ class StreamSource:
     """A live stream (RTSP/HTTP URL, or a file read as if live) with reconnect and backoff.
 
     ``max_attempts`` failed (re)connections in a row make the source dead: iteration stops and
-    :attr:`health` says why. ``sleep`` and ``clock`` can be replaced in tests.
+    :attr:`health` says why. ``sleep`` and ``clock`` can be replaced in tests. With ``pace`` the
+    frames are read no faster than the stream's own frame rate (a file played as if live, not
+    decoded as fast as the CPU allows); a file that ends is opened again.
     """
 
     def __init__(
@@ -240,8 +263,11 @@ class StreamSource:
         sleep: Callable[[float], None] = _time.sleep,
         clock: Callable[[], float] = _time.time,
         open_capture: Callable[[str], cv2.VideoCapture] | None = None,
+        pace: bool = False,
     ) -> None:
         self.url = url
+        self.shown = redact_url(url)  # what logs and the health show: no password
+        self._pace = pace
         self._sampler = _Sampler(sample_fps)
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
@@ -249,7 +275,7 @@ class StreamSource:
         self._sleep = sleep
         self._clock = clock
         self._open = open_capture or (lambda u: cv2.VideoCapture(u))
-        self._health = _Health(url)
+        self._health = _Health(self.shown)
         self._stopped = False
 
     @property
@@ -270,15 +296,24 @@ class StreamSource:
             got_frames = False
             if cap is not None and cap.isOpened():
                 if self._health.state is not HealthState.OK:
-                    log.info("stream connected source=%s after_failures=%d", self.url, failures)
+                    log.info("stream connected source=%s after_failures=%d", self.shown, failures)
                 self._health.state = HealthState.OK
                 self._health.reason = None
+                period = 1.0 / (cap.get(cv2.CAP_PROP_FPS) or 25.0) if self._pace else 0.0
+                due = _time.monotonic()
                 try:
                     while not self._stopped:
+                        if period:
+                            due += period
+                            wait = due - _time.monotonic()
+                            if wait > 0:
+                                self._sleep(wait)
+                            else:
+                                due = _time.monotonic()
                         ok, image = cap.read()
                         if not ok or image is None:
                             self._health.reason = f"stream lost after {self._health.frames} frames"
-                            log.warning("stream lost source=%s frames=%d", self.url, self._health.frames)
+                            log.warning("stream lost source=%s frames=%d", self.shown, self._health.frames)
                             break
                         got_frames = True
                         failures = 0
@@ -288,28 +323,131 @@ class StreamSource:
                             continue
                         self._health.last_frame_at = now
                         self._health.frames += 1
-                        yield Frame(image=image, time=now, index=index, source=self.url)
+                        yield Frame(image=image, time=now, index=index, source=self.shown)
                         index += 1
                 finally:
                     cap.release()
             else:
                 if cap is not None:
                     cap.release()
-                self._health.reason = f"cannot open {self.url}"
+                self._health.reason = f"cannot open {self.shown}"
             if self._stopped:
                 return
             if not got_frames:  # an open that yields nothing counts as a failure, or a flapping camera spins
                 failures += 1
             if self._max_attempts is not None and failures >= self._max_attempts:
                 self._health.state = HealthState.DEAD
-                self._health.reason = f"gave up after {failures} failed attempts to open {self.url}"
-                log.warning("stream dead source=%s reason=%s", self.url, self._health.reason)
+                self._health.reason = f"gave up after {failures} failed attempts to open {self.shown}"
+                log.warning("stream dead source=%s reason=%s", self.shown, self._health.reason)
                 return
             self._health.state = HealthState.RECONNECTING
             self._health.reconnects += 1
-            log.warning("stream reconnecting source=%s delay_s=%.1f reason=%s", self.url, delay, self._health.reason)
+            log.warning("stream reconnecting source=%s delay_s=%.1f reason=%s", self.shown, delay, self._health.reason)
             self._sleep(delay)
             delay = min(delay * 2, self._backoff_max)
+
+
+class FrameInbox:
+    """JPEG frames pushed by a transport (a camera publishing over MQTT), decoded at the sampling rate.
+
+    :meth:`push` is called from the transport's thread and only keeps the newest frame due by
+    the sampling rate (a slow counter skips frames, it never queues them); iteration decodes
+    each in the caller's thread. A frame that cannot be used (:class:`FrameError`: not a JPEG,
+    corrupt, a pixel bomb) is counted in the health with its reason, handed to ``on_error``
+    and skipped. No frame for ``silent_after_s`` makes the health ``silent``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        sample_fps: float | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        silent_after_s: float = 30.0,
+        on_error: Callable[[FrameError], None] | None = None,
+        clock: Callable[[], float] = _time.time,
+    ) -> None:
+        self.name = name
+        self._sampler = _Sampler(sample_fps)
+        self._max_pixels = max_pixels
+        self._max_bytes = max_bytes
+        self._silent_after = silent_after_s
+        self._on_error = on_error
+        self._clock = clock
+        self._health = _Health(name)
+        self._health.state = HealthState.WAITING
+        self._health.reason = "no frame received yet"
+        self._pending: tuple[bytes, float] | None = None
+        self._last_push: float | None = None
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._index = 0
+
+    @property
+    def health(self) -> CameraHealth:
+        """The source's health now (silent when frames stopped coming)."""
+        h = self._health
+        last = self._last_push
+        if last is not None and self._clock() - last > self._silent_after and h.state is HealthState.OK:
+            h.state = HealthState.SILENT
+            h.reason = f"no frame for more than {self._silent_after:g} s"
+        return h.snapshot()
+
+    def push(self, data: bytes, at: float | None = None) -> bool:
+        """Offer one JPEG received at ``at`` (epoch s); False when the sampling rate skips it."""
+        at = self._clock() if at is None else at
+        with self._cond:
+            self._last_push = at
+            if not self._sampler.take(at):
+                return False
+            self._pending = (data, at)  # a frame not yet taken is replaced by the newer one
+            self._cond.notify()
+        return True
+
+    def stop(self) -> None:
+        """End iteration."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def next(self, timeout: float | None = None) -> Frame | None:
+        """The next usable frame, or None when stopped or after ``timeout`` seconds without one."""
+        deadline = None if timeout is None else _time.monotonic() + timeout
+        while True:
+            with self._cond:
+                while self._pending is None and not self._stopped:
+                    left = None if deadline is None else deadline - _time.monotonic()
+                    if left is not None and left <= 0:
+                        return None
+                    self._cond.wait(left if left is not None else 1.0)
+                if self._stopped:
+                    return None
+                data, at = self._pending  # type: ignore[misc]
+                self._pending = None
+            try:
+                image = decode_jpeg(data, max_pixels=self._max_pixels, max_bytes=self._max_bytes)
+            except FrameError as exc:
+                self._health.errors += 1
+                self._health.reason = f"frame refused: {exc}"
+                log.warning("frame refused source=%s reason=%s detail=%s", self.name, exc.reason.value, exc.detail)
+                if self._on_error is not None:
+                    self._on_error(exc)
+                continue
+            h = self._health
+            h.state, h.reason = HealthState.OK, None
+            h.last_frame_at = at
+            h.frames += 1
+            frame = Frame(image=image, time=at, index=self._index, source=self.name)
+            self._index += 1
+            return frame
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            frame = self.next()
+            if frame is None:
+                return
+            yield frame
 
 
 class FileSource:

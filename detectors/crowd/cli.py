@@ -23,9 +23,10 @@ from detectors.crowd.labels import LabelError, LabelledFrame, load_labels, parse
 __all__ = ["register"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``crowd calibrate`` and ``crowd eval`` to the ``watchpost`` command line."""
-    crowd = subparsers.add_parser("crowd", help="crowd counting: calibrate a camera, evaluate it")
+def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add ``crowd calibrate`` and ``crowd eval`` to the ``watchpost`` command line; return the crowd
+    subcommands so that the entry point can add ``crowd run`` (which needs its services)."""
+    crowd = subparsers.add_parser("crowd", help="crowd counting: run the cameras, calibrate a camera, evaluate it")
     sub = crowd.add_subparsers(dest="crowd", required=True, metavar="WHAT")
 
     cal = sub.add_parser("calibrate", help="fit a camera model from labelled frames")
@@ -58,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true", help="print exactly one JSON object")
     ev.add_argument("--plot", type=Path, help="write predicted and true counts over time, and the alarms, as PNG")
     ev.set_defaults(handler=_cmd_eval)
+    return sub
 
 
 def _frame_args(p: argparse.ArgumentParser) -> None:

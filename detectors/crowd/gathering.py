@@ -129,6 +129,7 @@ class GatheringDetector:
         self._below_since: float | None = None
         self._raised_at: float | None = None
         self._cleared_at: float | None = None
+        self._smoothed = 0.0
 
     def _release_level(self) -> float:
         r = self.rule
@@ -143,6 +144,11 @@ class GatheringDetector:
         return min(candidates) if candidates else r.growth_min_count
 
     @property
+    def smoothed(self) -> float:
+        """The latest smoothed count (0 before the first sample)."""
+        return self._smoothed
+
+    @property
     def active(self) -> bool:
         """Whether a gathering is in progress."""
         return self._raised_at is not None
@@ -154,6 +160,7 @@ class GatheringDetector:
         while self._samples and self._samples[0][0] < time - r.smooth_s:
             self._samples.popleft()
         smoothed = sum(c for _, c in self._samples) / len(self._samples)
+        self._smoothed = smoothed
         self._history.append((time, smoothed))
         keep = max(r.growth_window_s, r.dwell_s)
         while self._history and self._history[0][0] < time - keep:

@@ -24,7 +24,7 @@ def draw_snapshot(
     for zone in zones:
         colour = _ALARM if zone.name in alarmed else _ZONE
         pts = np.round(np.array(zone.polygon)).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(out, [pts], isClosed=True, color=colour, thickness=max(1, round(2 * scale)))
+        cv2.polylines(out, [pts], isClosed=True, color=colour, thickness=max(2, round(2 * scale)))
         x, y = pts[:, 0, 0].min(), pts[:, 0, 1].min()
         _label(
             out, f"{zone.name}: {counted.zone(zone.name):.0f}", (int(x) + 4, int(y) + round(20 * scale)), colour, scale

@@ -6,17 +6,19 @@ import cv2
 import numpy as np
 import pytest
 
+from detectors.crowd import synthetic as syn
 from detectors.crowd.capture import (
     DirectorySource,
     FileSource,
     FrameError,
     FrameErrorReason,
+    FrameInbox,
     HealthState,
     StreamSource,
     decode_jpeg,
     jpeg_dimensions,
+    redact_url,
 )
-from tests.detectors import synthetic as syn
 
 
 def _jpeg(width: int = 160, height: int = 120) -> bytes:
@@ -239,3 +241,61 @@ def test_directory_source_names_the_bad_file_or_skips_it(tmp_path):
         ("b.jpg", FrameErrorReason.CORRUPT),
         ("c.jpg", FrameErrorReason.TOO_LARGE),
     ]
+
+
+def test_pushed_frames_are_sampled_and_the_newest_one_wins():
+    """Frames pushed faster than the sampling rate are skipped; one not yet taken is replaced by a newer one."""
+    inbox = FrameInbox("mqtt:cam", sample_fps=2, clock=lambda: 101.0)
+    assert inbox.health.state is HealthState.WAITING
+    assert inbox.push(_jpeg(32, 24), at=100.0)
+    assert not inbox.push(_jpeg(32, 24), at=100.2)  # within half a second of the last: skipped
+    assert inbox.push(_jpeg(48, 36), at=100.5)  # due, and replaces the one not yet decoded
+    frame = inbox.next(timeout=1)
+    assert frame is not None and frame.image.shape == (36, 48, 3) and frame.time == 100.5
+    assert inbox.next(timeout=0.05) is None
+    assert inbox.health.state is HealthState.OK and inbox.health.frames == 1
+
+
+def test_a_bad_pushed_frame_is_counted_with_its_reason_and_the_next_one_is_used():
+    """A corrupt frame or pixel bomb is refused (health and callback say why); iteration carries on."""
+    refused: list[FrameError] = []
+    inbox = FrameInbox("mqtt:cam", on_error=refused.append, max_pixels=1_000_000, clock=lambda: 7.0)
+    inbox.push(_pixel_bomb(4000, 4000), at=1.0)
+    inbox.push(b"not a jpeg", at=2.0)  # replaces the bomb before it is taken: only the newest is judged
+    inbox.push(_jpeg(32, 24), at=3.0)
+    frame = inbox.next(timeout=1)
+    assert frame is not None and frame.time == 3.0
+    inbox.push(_pixel_bomb(4000, 4000), at=4.0)
+    inbox.push(_jpeg(32, 24), at=5.0)
+    assert inbox.next(timeout=1) is not None
+    assert inbox.push(_pixel_bomb(4000, 4000), at=6.0)
+    assert inbox.next(timeout=0.2) is None
+    assert [e.reason for e in refused] == [FrameErrorReason.TOO_LARGE]
+    health = inbox.health
+    assert health.errors == 1 and "4000x4000" in (health.reason or "")
+
+
+def test_a_pushed_source_that_stops_sending_is_silent():
+    """No frame for longer than the silence limit turns the health to silent, with the reason."""
+    now = [10.0]
+    inbox = FrameInbox("mqtt:cam", silent_after_s=5, clock=lambda: now[0])
+    inbox.push(_jpeg(32, 24))
+    assert inbox.next(timeout=1) is not None
+    now[0] = 20.0
+    assert inbox.health.state is HealthState.SILENT and "no frame for more than 5 s" in (inbox.health.reason or "")
+    inbox.stop()
+    assert list(inbox) == []
+
+
+def test_passwords_in_stream_urls_are_not_shown():
+    """A stream URL's password never reaches logs or the health report."""
+    assert redact_url("rtsp://admin:s3cret@10.0.0.5:554/Streaming/101") == "rtsp://admin:***@10.0.0.5:554/Streaming/101"
+    assert redact_url("http://cam.local/mjpg") == "http://cam.local/mjpg"
+    source = StreamSource(
+        "rtsp://admin:s3cret@127.0.0.1:9/x",
+        max_attempts=1,
+        sleep=lambda s: None,
+        open_capture=lambda url: cv2.VideoCapture("/nonexistent/camera.avi"),
+    )
+    assert list(source) == []
+    assert "s3cret" not in source.health.source and "s3cret" not in (source.health.reason or "")

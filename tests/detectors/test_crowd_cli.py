@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.detectors import synthetic as syn
+from detectors.crowd import synthetic as syn
 from watchpost.cli import main
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from detectors.crowd import synthetic as syn
 from detectors.crowd.calibration import CalibrationError, calibrate
 from detectors.crowd.camera import CameraModel, ModelFileError, load_roi
 from detectors.crowd.counting import Counter, Zone
 from detectors.crowd.labels import LabelledFrame
-from tests.detectors import synthetic as syn
 
 
 def _labelled(frames: list[syn.SyntheticFrame]) -> tuple[list[LabelledFrame], dict[str, np.ndarray]]:

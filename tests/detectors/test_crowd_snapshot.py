@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from detectors.crowd import synthetic as syn
 from detectors.crowd.capture import decode_jpeg
 from detectors.crowd.counting import FrameCount, Zone, ZoneCount
 from detectors.crowd.snapshot import draw_snapshot, encode_jpeg
-from tests.detectors import synthetic as syn
 
 
 def _counted() -> FrameCount:

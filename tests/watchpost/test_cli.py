@@ -1,11 +1,22 @@
-"""The command line: `watchpost parse` prints normalised events or the dead-letter reason with exit 2."""
+"""The command line: `watchpost parse` prints normalised events or the dead-letter reason with exit 2;
+`watchpost crowd run` counts a camera's frames."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 
-from tests.conftest import FIXTURES
+from detectors.crowd.simulator import FrameSimulator
+from ingest.mqtt import BrokerAddress
+from tests.conftest import FIXTURES, write_config
+from tests.support import wait_for
+from watchpost import store
 from watchpost.cli import main
+from watchpost.config import WatchpostConfig
 
 
 def _parse(capsys, *args: str) -> tuple[int, list[dict], str]:
@@ -59,3 +70,53 @@ def test_check_config_reports_file_and_line(capsys, tmp_path):
     assert f"{bad}:3: ingest.batch_max" in capsys.readouterr().err
     assert main(["check-config"]) == 0
     assert "20 devices" in capsys.readouterr().out
+
+
+def test_crowd_run_refuses_a_camera_that_does_not_count(capsys):
+    """`crowd run --camera` naming a device without a crowd source exits 2 and lists the counting cameras."""
+    assert main(["crowd", "run", "--camera", "bamboo-cam-market"]) == 2
+    err = capsys.readouterr().err
+    assert "not counting cameras: ['bamboo-cam-market']" in err and "lotus-cam-square" in err
+
+
+def test_crowd_run_counts_frames_published_to_the_camera_and_stops_on_sigterm(
+    config, database_url, broker_url, db, tmp_path
+):
+    """The crowd worker command counts the demo camera's MQTT frames, reports its health, and stops cleanly."""
+    doc = config.model_dump(mode="json")
+    tag = config.ingest.share_group
+    for device in doc["devices"]:
+        if device.get("crowd"):
+            device["crowd"]["topic"] = f"{tag}/cameras/{{device}}/frame"
+    cfg = WatchpostConfig.model_validate(doc)
+    env = {**os.environ, "WATCHPOST_DATABASE_URL": database_url, "WATCHPOST_MQTT_URL": broker_url}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "watchpost.cli",
+            "--config",
+            str(write_config(cfg, tmp_path / "c.yaml")),
+            "crowd",
+            "run",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    stop = threading.Event()
+    sim = threading.Thread(
+        target=FrameSimulator(config=cfg, broker=BrokerAddress.parse(broker_url)).run, args=(stop,), daemon=True
+    )
+    sim.start()
+    try:
+        status = wait_for(lambda: (store.camera_statuses(db).get("lotus-cam-square") or {}).get("frames", 0) > 0, 60)
+        assert status, "the crowd worker counted no frame"
+        assert db.execute("SELECT count(*) FROM observations").fetchone()[0] > 0
+    finally:
+        stop.set()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "crowd worker crowd-0 counting on lotus-cam-square" in out

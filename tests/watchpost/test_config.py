@@ -142,3 +142,70 @@ def test_route_subscription_replaces_the_device_level_and_widens_exact_topics():
     assert Route(topic="watchpost/devices/{device}/#").subscription == "watchpost/devices/+/#"
     assert Route(topic="frigate/events").subscription == "frigate/events/#"
     assert Route(topic="frigate/events").match("frigate/events/extra") == (False, None)
+
+
+def test_the_demo_camera_counts_people_with_a_gathering_rule_on_its_square():
+    """The demo's square camera takes MQTT frames, uses the synthetic model and has a gathering rule."""
+    config = load_config(DEMO)
+    camera = config.device_index["lotus-cam-square"]
+    assert camera.crowd is not None and camera.crowd.from_mqtt and camera.crowd.model == "synthetic"
+    assert camera.crowd.topic_for(camera.id) == "watchpost/cameras/lotus-cam-square/frame"
+    (zone,) = camera.zones
+    assert zone.gathering is not None and zone.gathering.threshold == 9 and zone.area_m2 == 600
+
+
+_NO_RULE = [("          threshold: 9 ", "          # "), ("          growth_factor: 2.5\n", "")]
+_NO_AREA = [
+    ("          threshold: 9 ", "          density_per_m2: 0.5\n          threshold: 9 "),
+    ("        area_m2: 600\n", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("edits", "where", "message"),
+    [
+        (_NO_RULE, "gathering", "a gathering rule needs a threshold, a density_per_m2 or a growth_factor"),
+        (_NO_AREA, "gathering.density_per_m2", "a density needs the zone's area_m2"),
+        (
+            [("      source: mqtt\n", "      source: mqtt\n      alert: crowd_gatherng\n")],
+            "crowd.alert",
+            "unknown alert",
+        ),
+        (
+            [("      source: mqtt\n", "      source: mqtt\n      topic: watchpost/devices/{device}/frame\n")],
+            "crowd.topic",
+            "falls under the ingest route",
+        ),
+        ([("release_threshold: 6\n", "release_threshold: 12\n")], "gathering", "must not exceed threshold"),
+        ([("      sample_fps: 2\n", "      sample_fps: 0\n")], "crowd.sample_fps", "greater than 0"),
+    ],
+)
+def test_camera_crowd_mistakes_are_reported_at_their_line(tmp_path, edits, where, message):
+    """A wrong crowd or gathering setting fails with the file, the line and the reason."""
+    cfg = _demo_copy(tmp_path)
+    devices = cfg / "devices.yaml"
+    text = devices.read_text(encoding="utf-8")
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new, 1)
+    devices.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    (problem,) = err.value.problems
+    assert problem.startswith(f"{devices}:") and f".{where}:" in problem and message in problem, problem
+
+
+def test_crowd_on_a_device_that_is_not_a_camera_is_refused(tmp_path):
+    """Only a camera may have a crowd source; the error names the device's crowd line."""
+    cfg = _demo_copy(tmp_path)
+    devices = cfg / "devices.yaml"
+    text = devices.read_text(encoding="utf-8").replace(
+        "    heartbeat_s: 300\n", "    heartbeat_s: 300\n    crowd: {source: mqtt}\n", 1
+    )
+    devices.write_text(text, encoding="utf-8")
+    line = text.splitlines().index("    crowd: {source: mqtt}") + 1
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg)
+    assert err.value.problems == [
+        f"{devices}:{line}: devices.0.crowd: only cameras count people; this device is a gate"
+    ]

@@ -5,19 +5,21 @@ wrap them in ``with conn.transaction():``. Modules by subject: :mod:`.events` (s
 migrations, events, dead letters, retention), :mod:`.alerts` (alerts, their lifecycle and
 the live feed, and the lock that orders them), :mod:`.dispatch` (units, assignments, tier
 clocks, the unit outbox), :mod:`.rules` (what rule detectors remember), :mod:`.stats`
-(reports).
+(reports), :mod:`.crowd` (zone counts, alert snapshots, camera health).
 """
 
 import psycopg as _psycopg
 
 from watchpost.config import WatchpostConfig as _Config
 from watchpost.store import alerts as _alerts
+from watchpost.store import crowd as _crowd
 from watchpost.store import dispatch as _dispatch
 from watchpost.store import events as _events
 from watchpost.store import privacy as _privacy
 from watchpost.store import rules as _rules
 from watchpost.store import stats as _stats
 from watchpost.store.alerts import *  # noqa: F403
+from watchpost.store.crowd import *  # noqa: F403
 from watchpost.store.dispatch import *  # noqa: F403
 from watchpost.store.events import *  # noqa: F403
 from watchpost.store.events import layout_of, ping
@@ -36,6 +38,7 @@ def sync_configuration(conn: _psycopg.Connection, *, config: _Config) -> None:
 
 __all__ = [
     *_alerts.__all__,
+    *_crowd.__all__,
     *_dispatch.__all__,
     *_events.__all__,
     *_privacy.__all__,

@@ -36,6 +36,7 @@ __all__ = [
     "dead_letter_counts",
     "device_counts",
     "drop_expired",
+    "drop_partitions",
     "ensure_partitions",
     "insert_dead_letters",
     "insert_events",
@@ -147,7 +148,9 @@ def migrate(conn: psycopg.Connection, *, storage: StorageConfig) -> Layout:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
     if layout == "native":
         today = datetime.now(UTC).date()
-        ensure_partitions(conn, days=[today + timedelta(days=d) for d in range(-1, 3)], cache=PartitionCache())
+        days = [today + timedelta(days=d) for d in range(-1, 3)]
+        ensure_partitions(conn, days=days, cache=PartitionCache())
+        ensure_partitions(conn, days=days, cache=PartitionCache(), table="observations")
     return layout
 
 
@@ -190,6 +193,10 @@ def _apply_policies(conn: psycopg.Connection, *, layout: Layout, storage: Storag
     conn.execute("SELECT add_retention_policy('events', make_interval(days => %s))", (storage.event_retention_days,))
     conn.execute("SELECT remove_compression_policy('events', if_exists => true)")
     conn.execute("SELECT add_compression_policy('events', make_interval(days => %s))", (storage.compress_after_days,))
+    conn.execute("SELECT remove_retention_policy('observations', if_exists => true)")
+    conn.execute(
+        "SELECT add_retention_policy('observations', make_interval(days => %s))", (storage.observation_retention_days,)
+    )
 
 
 @dataclass
@@ -203,11 +210,14 @@ class PartitionCache:
             self.days = set()
 
 
-def ensure_partitions(conn: psycopg.Connection, *, days: Iterable[date], cache: PartitionCache) -> None:
-    """Create the daily partitions for ``days`` that do not exist yet (native layout only).
+def ensure_partitions(
+    conn: psycopg.Connection, *, days: Iterable[date], cache: PartitionCache, table: str = "events"
+) -> None:
+    """Create the daily partitions of ``table`` for ``days`` that do not exist yet (native layout only).
 
-    Runs in its own short transaction before a batch touches ``events``, under an advisory
+    Runs in its own short transaction before a batch touches the table, under an advisory
     lock, so concurrent workers neither race on the DDL nor deadlock against each other.
+    ``table`` is ``events`` or ``observations``.
     """
     assert cache.days is not None
     missing = sorted(set(days) - cache.days)
@@ -218,13 +228,35 @@ def ensure_partitions(conn: psycopg.Connection, *, days: Iterable[date], cache: 
         for day in missing:
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             conn.execute(
-                sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF events FOR VALUES FROM ({}) TO ({})").format(
-                    sql.Identifier(f"events_p{day:%Y%m%d}"),
+                sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+                    sql.Identifier(f"{table}_p{day:%Y%m%d}"),
+                    sql.Identifier(table),
                     sql.Literal(start),
                     sql.Literal(start + timedelta(days=1)),
                 )
             )
     cache.days.update(missing)
+
+
+def drop_partitions(conn: psycopg.Connection, *, table: str, cutoff: datetime) -> int:
+    """Drop the daily partitions of ``table`` that end at or before ``cutoff``; return how many went."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
+        (table,),
+    ).fetchall()
+    dropped = 0
+    for (name,) in rows:
+        m = re.fullmatch(re.escape(table) + r"_p(\d{8})", name)
+        if m is None:
+            continue
+        end = datetime.strptime(m.group(1), "%Y%m%d").replace(tzinfo=UTC) + timedelta(days=1)
+        if end <= cutoff:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
+            dropped += 1
+    return dropped
 
 
 def layout_of(conn: psycopg.Connection) -> Layout:
@@ -375,20 +407,7 @@ def drop_expired(conn: psycopg.Connection, *, storage: StorageConfig, now: datet
     dropped = {"partitions": 0, "event_keys": 0, "dead_letters": 0}
     cutoff = now - timedelta(days=storage.event_retention_days)
     if layout_of(conn) == "native":
-        rows = conn.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'events'"
-        ).fetchall()
-        for (name,) in rows:
-            m = re.fullmatch(r"events_p(\d{8})", name)
-            if m is None:
-                continue
-            end = datetime.strptime(m.group(1), "%Y%m%d").replace(tzinfo=UTC) + timedelta(days=1)
-            if end <= cutoff:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PARTITION_LOCK,))
-                    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
-                dropped["partitions"] += 1
+        dropped["partitions"] = drop_partitions(conn, table="events", cutoff=cutoff)
     dropped["event_keys"] = conn.execute("DELETE FROM event_keys WHERE occurred_at < %s", (cutoff,)).rowcount
     dead_cutoff = now - timedelta(days=storage.dead_letter_retention_days)
     dropped["dead_letters"] = conn.execute("DELETE FROM dead_letters WHERE last_seen < %s", (dead_cutoff,)).rowcount

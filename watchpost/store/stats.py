@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from watchpost.store.alerts import jsonable
+from watchpost.store.crowd import camera_statuses
 
 __all__ = ["Bucket", "alert_counts", "compliance", "device_health", "zero_case_board"]
 
@@ -140,7 +141,9 @@ def device_health(conn: psycopg.Connection, *, now: datetime) -> list[dict[str, 
             " FROM devices d LEFT JOIN device_seen s USING (device_id) ORDER BY d.site_id, d.device_id",
             (now,),
         ).fetchall()
+    cameras = camera_statuses(conn)
     for r in rows:
+        r["camera"] = cameras.get(r["device_id"])
         silent = r["silent_s"]
         r["silent_s"] = _round(silent)
         if r["last_received"] is None:

@@ -1,9 +1,13 @@
-"""Synthetic video for the crowd tests: people-sized blobs moving over a static textured floor.
+"""Synthetic video: people-sized blobs moving over a static textured floor, for tests and the demo.
 
 Never real footage: every frame, count and head position is generated here from a seed.
 People are an ellipse body with a round head, in varied greys, smaller towards the top of
 the picture (a perspective like a ceiling camera's), walking or standing still; frames get
 a little sensor noise and, optionally, a slow change of overall brightness.
+
+:class:`DemoScene` is the demo camera's live picture (a few passers-by, and a group that
+gathers and disperses on a cycle) and :func:`demo_model` calibrates a camera model for it from
+generated labelled frames, so the demo counts without any real footage or downloaded weights.
 """
 
 from __future__ import annotations
@@ -11,9 +15,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from detectors.crowd.camera import CameraModel
 
 WIDTH, HEIGHT = 320, 240
 TOP_HEIGHT, BOTTOM_HEIGHT = 22.0, 60.0  # person height in pixels at the top and bottom rows
@@ -147,3 +155,94 @@ def write_dataset(folder: Path, frames: list[SyntheticFrame], *, start: int = 1)
     labels = folder / "labels.json"
     labels.write_text(json.dumps({"frames": items}))
     return labels
+
+
+# --- the demo camera ------------------------------------------------------------------------------
+
+
+class DemoScene:
+    """A live synthetic scene: 2-6 passers-by, and every ``period_s`` a group that gathers and disperses.
+
+    The group of ``group`` people walks in at ``gather_at_s`` into the cycle, stands for
+    ``stand_s`` and leaves. :meth:`frame` renders the scene at a time (seconds, monotonic).
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 11,
+        period_s: float = 300.0,
+        gather_at_s: float = 60.0,
+        stand_s: float = 120.0,
+        group: int = 12,
+    ) -> None:
+        self._rng = np.random.default_rng(seed)
+        self._bg = background()
+        self.period_s, self.gather_at_s, self.stand_s, self.group = period_s, gather_at_s, stand_s, group
+        self._walkers = [self._walker() for _ in range(4)]
+        centre = (WIDTH * 0.5, HEIGHT * 0.45)
+        self._spots = [
+            (centre[0] + float(self._rng.normal(0, 28)), centre[1] + float(self._rng.normal(0, 18)), self._grey())
+            for _ in range(group)
+        ]
+        self._last: float | None = None
+
+    def _grey(self) -> int:
+        return int(self._rng.choice([self._rng.integers(20, 90), self._rng.integers(190, 250)]))
+
+    def _walker(self) -> _Walker:
+        angle = self._rng.uniform(0, 2 * np.pi)
+        speed = self._rng.uniform(8, 20)  # pixels per second
+        return _Walker(
+            x=float(self._rng.uniform(15, WIDTH - 15)),
+            y=float(self._rng.uniform(5, HEIGHT - 40)),
+            vx=speed * float(np.cos(angle)),
+            vy=speed * float(np.sin(angle)) * 0.5,
+            grey=self._grey(),
+            still=False,
+        )
+
+    def gathered(self, t: float) -> int:
+        """How many of the group stand in the square at ``t``."""
+        phase = t % self.period_s - self.gather_at_s
+        ramp = 10.0  # seconds for the group to arrive or leave
+        if phase < 0 or phase > self.stand_s + ramp:
+            return 0
+        if phase < ramp:
+            return int(self.group * phase / ramp)
+        if phase > self.stand_s:
+            return int(self.group * (1 - (phase - self.stand_s) / ramp))
+        return self.group
+
+    def frame(self, t: float) -> SyntheticFrame:
+        """The scene at ``t``."""
+        dt = 0.0 if self._last is None else max(0.0, min(t - self._last, 5.0))
+        self._last = t
+        if self._rng.random() < 0.02 * max(dt, 0.1) * 10:
+            target = int(self._rng.integers(2, 7))
+            while len(self._walkers) < target:
+                self._walkers.append(self._walker())
+            del self._walkers[target:]
+        for w in self._walkers:
+            w.x += w.vx * dt
+            w.y += w.vy * dt
+            if not 10 <= w.x <= WIDTH - 10:
+                w.vx, w.x = -w.vx, float(np.clip(w.x, 10, WIDTH - 10))
+            if not 3 <= w.y <= HEIGHT - 40:
+                w.vy, w.y = -w.vy, float(np.clip(w.y, 3, HEIGHT - 40))
+        people = [(w.x, w.y, w.grey) for w in self._walkers] + self._spots[: self.gathered(t)]
+        image = self._bg.copy()
+        heads = draw_people(image, people)
+        return SyntheticFrame(image=finish(image, self._rng), heads=heads)
+
+
+def demo_model(*, seed: int = 1, frames: int = 160) -> CameraModel:
+    """A camera model for :class:`DemoScene` (and :func:`video`), calibrated on generated labelled frames."""
+    from detectors.crowd.calibration import calibrate
+    from detectors.crowd.labels import LabelledFrame
+
+    generated = video(frames, seed=seed, max_people=16, still_share=0.4)
+    labels = [LabelledFrame(frame=str(i), count=f.count, heads=f.heads) for i, f in enumerate(generated)]
+    return calibrate(
+        labels, lambda lf: generated[int(lf.frame)].image, perspective=perspective(), person_height_px=BOTTOM_HEIGHT
+    )

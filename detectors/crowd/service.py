@@ -1,0 +1,688 @@
+"""The crowd worker: frames -> people per zone -> observations, gathering alerts and camera health.
+
+One thread per counting camera (``crowd:`` in its device configuration) captures frames at the
+camera's sampling rate (a stream through :mod:`detectors.crowd.capture`, or JPEG frames
+published over MQTT, received through :mod:`ingest.mqtt`), counts the people in each zone
+with the camera's calibrated model and runs each zone's gathering rule. One recorder thread
+owns the database connection and writes what the cameras produce:
+
+- the zone counts as observations (one row per zone per sample, and the whole frame as zone
+  ``_total``);
+- a gathering alarm as a ``crowd_gathering`` alert (count, trend, reason) raised through
+  :func:`watchpost.store.raise_alert` (so the dispatcher sends units and the console hears of
+  it), with the annotated snapshot stored in the same transaction;
+- a gathering that ends as a note on the open alert's timeline (never a silent resolve);
+- each camera's health, every few seconds.
+
+Frames are never stored, except the snapshot of an alert; nothing about a person but the
+count is kept. Bad frames, dead streams and database outages are reported and retried; they
+never stop the worker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import psycopg
+
+from detectors.crowd.camera import CameraModel, ModelFileError
+from detectors.crowd.capture import (
+    CameraHealth,
+    Frame,
+    FrameInbox,
+    HealthState,
+    StreamSource,
+    redact_url,
+)
+from detectors.crowd.counting import Counter, Zone
+from detectors.crowd.gathering import GatheringAlarm, GatheringCleared, GatheringDetector, GatheringRule
+from detectors.crowd.snapshot import draw_snapshot, encode_jpeg
+from detectors.rules import draft_for
+from ingest.mqtt import BrokerAddress, Subscriber
+from watchpost import store
+from watchpost.config import DeviceConfig, GatheringConfig, NightWindow, WatchpostConfig
+from watchpost.model import TOTAL_ZONE, CameraStatus, Observation, ReceivedMessage
+
+__all__ = ["TOTAL_ZONE", "CrowdHealth", "CrowdWorker", "counting_cameras", "gathering_rule", "synthetic_model"]
+
+log = logging.getLogger("watchpost.crowd")
+
+_STATUS_EVERY_S = 5.0
+_RETENTION_EVERY_S = 3600.0
+_MAX_PENDING_OBSERVATIONS = 100_000  # while the database is away; the oldest go first beyond this
+_OBSERVATION_BATCH = 5000
+
+
+# --- what the cameras hand the recorder --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleRef:
+    """What :func:`detectors.rules.draft_for` needs of a rule: its name, alert type and severities."""
+
+    name: str
+    alert: str
+    severity: str | None
+    night: NightWindow | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Gathered:
+    """A zone's gathering started: raise (or fold into) its alert with the snapshot."""
+
+    device_id: str
+    zone: str
+    zone_name: str
+    rule: _RuleRef
+    alarm: GatheringAlarm
+    threshold: float | None
+    snapshot: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Dispersed:
+    """A zone's gathering ended: note it on the open alert."""
+
+    device_id: str
+    zone: str
+    alert_type: str
+    cleared: GatheringCleared
+    peak: float
+
+
+@dataclass(frozen=True, slots=True)
+class CrowdHealth:
+    """What the API reports about a crowd worker."""
+
+    name: str
+    database_ok: bool
+    detail: str
+    broker: str  # connected, reconnecting, refused... or none (no MQTT camera)
+    cameras: tuple[CameraStatus, ...]
+    dropped_observations: int
+
+    @property
+    def healthy(self) -> bool:
+        """The worker can do its job: database reachable, broker connected when it needs one."""
+        return self.database_ok and self.broker in ("connected", "none")
+
+
+# --- configuration helpers ---------------------------------------------------------------------
+
+
+def counting_cameras(config: WatchpostConfig, only: Sequence[str] | None = None) -> list[DeviceConfig]:
+    """The cameras with an enabled crowd source (``only``: these ids; an unknown one is a ValueError)."""
+    cams = [d for d in config.devices if d.crowd is not None and d.crowd.enabled]
+    if only:
+        known = {d.id for d in cams}
+        missing = [c for c in only if c not in known]
+        if missing:
+            raise ValueError(f"not counting cameras: {missing}; configured: {sorted(known)}")
+        cams = [d for d in cams if d.id in set(only)]
+    return cams
+
+
+def gathering_rule(g: GatheringConfig) -> GatheringRule:
+    """The detector's rule from a zone's configuration."""
+    return GatheringRule(
+        threshold=g.threshold,
+        release=g.release_threshold,
+        dwell_s=g.dwell_s,
+        release_s=g.release_s,
+        cooldown_s=g.cooldown_s,
+        smooth_s=g.smooth_s,
+        growth_factor=g.growth_factor,
+        growth_window_s=g.growth_window_s,
+        growth_min_count=g.growth_min_count,
+        density_per_m2=g.density_per_m2,
+        release_density_per_m2=g.release_density_per_m2,
+    )
+
+
+_synthetic_lock = threading.Lock()
+_synthetic: CameraModel | None = None
+
+
+def synthetic_model() -> CameraModel:
+    """The demo scene's model, calibrated from generated frames once per process (a few seconds)."""
+    global _synthetic
+    with _synthetic_lock:
+        if _synthetic is None:
+            from detectors.crowd.synthetic import demo_model
+
+            _synthetic = demo_model()
+        return _synthetic
+
+
+def _load_model(name: str) -> CameraModel:
+    if name == "synthetic":
+        return synthetic_model()
+    return CameraModel.load(Path(name))
+
+
+# --- one camera --------------------------------------------------------------------------------
+
+
+class _Camera:
+    """Capture, count and judge gatherings for one camera, in a thread of its own."""
+
+    def __init__(self, worker: CrowdWorker, device: DeviceConfig, model: CameraModel | None) -> None:
+        assert device.crowd is not None
+        self.worker = worker
+        self.device = device
+        self.crowd = device.crowd
+        self.source_shown = (
+            f"mqtt:{self.crowd.topic_for(device.id)}" if self.crowd.from_mqtt else redact_url(self.crowd.source)
+        )
+        self._model = model
+        self._inbox: FrameInbox | None = None
+        self._stream: StreamSource | None = None
+        self._state = HealthState.WAITING.value
+        self._reason: str | None = "starting"
+        self._people: float | None = None
+        self._errors = 0
+        self._reconnects = 0
+        self._frames = 0
+        self._last_frame: float | None = None
+        self._thread: threading.Thread | None = None
+        self._peaks: dict[str, float] = {}
+        self._last_error: str | None = None
+        self._last_error_at: datetime | None = None
+        if self.crowd.from_mqtt:
+            self._inbox = FrameInbox(
+                self.source_shown,
+                sample_fps=self.crowd.sample_fps,
+                max_pixels=self.crowd.max_pixels,
+                max_bytes=self.crowd.max_frame_bytes,
+                silent_after_s=self.crowd.silent_after_s,
+                on_error=lambda exc: self._error(f"frame refused: {exc}"),
+            )
+
+    # -- lifecycle --
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"crowd-{self.device.id}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._inbox is not None:
+            self._inbox.stop()
+        if self._stream is not None:
+            self._stream.stop()
+
+    def join(self, timeout: float) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def push(self, message: ReceivedMessage) -> None:
+        """A frame arrived over MQTT (the transport's thread: only hand it over)."""
+        if self._inbox is not None:
+            self._inbox.push(message.payload, message.received_at.timestamp())
+
+    # -- health --
+
+    def status(self) -> CameraStatus:
+        state, reason = self._state, self._reason
+        frames, errors, reconnects, last = self._frames, self._errors, self._reconnects, self._last_frame
+        source_health: CameraHealth | None = None
+        if self._inbox is not None:
+            source_health = self._inbox.health
+        elif self._stream is not None:
+            source_health = self._stream.health
+        if source_health is not None and state not in ("unavailable", "error"):
+            state, reason = source_health.state.value, source_health.reason
+            errors += source_health.errors
+            reconnects += source_health.reconnects
+        return CameraStatus(
+            device_id=self.device.id,
+            worker=self.worker.name,
+            state=state,
+            reason=reason,
+            source=self.source_shown,
+            last_frame_at=datetime.fromtimestamp(last, UTC) if last is not None else None,
+            frames=frames,
+            errors=errors,
+            reconnects=reconnects,
+            people=round(self._people, 2) if self._people is not None else None,
+            last_error=self._last_error,
+            last_error_at=self._last_error_at,
+        )
+
+    def _error(self, what: str) -> None:
+        self._last_error, self._last_error_at = what, datetime.now(UTC)
+
+    # -- the loop --
+
+    def _run(self) -> None:
+        stop = self.worker.stopping
+        try:
+            model = self._model or self._prepare_model()
+        except (ModelFileError, OSError, ValueError) as exc:
+            self._state, self._reason = "error", f"camera model: {exc}"
+            self._error(self._reason)
+            log.error("crowd camera has no usable model: device=%s error=%s", self.device.id, exc)
+            return
+        if model is None:
+            self._state = "unavailable"
+            self._reason = "no calibrated model: counts unavailable (watchpost crowd calibrate, then crowd.model)"
+            log.warning("crowd camera without a model: device=%s", self.device.id)
+            return
+        self._setup(model)
+        self._state, self._reason = HealthState.WAITING.value, "no frame received yet"
+        while not stop.is_set():
+            if self._inbox is not None:
+                self._consume(self._inbox)
+                return
+            stream = StreamSource(
+                self._stream_url(),
+                sample_fps=self.crowd.sample_fps,
+                backoff_initial=self.crowd.reconnect_initial_s,
+                backoff_max=self.crowd.reconnect_max_s,
+                max_attempts=self.crowd.dead_after,
+                sleep=lambda s: stop.wait(s) and None,
+                pace="://" not in self.crowd.source or self.crowd.source.startswith("file://"),
+            )
+            self._stream = stream
+            self._consume(stream)
+            health = stream.health
+            self._reconnects += health.reconnects
+            if stop.is_set():
+                return
+            # The source gave up (dead): say why, and try again later; the worker goes on.
+            self._stream = None
+            self._state = HealthState.DEAD.value
+            self._reason = f"{health.reason}; trying again in {self.crowd.retry_dead_s:g} s"
+            self._error(f"stream dead: {health.reason}")
+            log.error("crowd camera stream dead: device=%s reason=%s", self.device.id, self._reason)
+            stop.wait(self.crowd.retry_dead_s)
+
+    def _stream_url(self) -> str:
+        src = self.crowd.source
+        return src[len("file://") :] if src.startswith("file://") else src
+
+    def _prepare_model(self) -> CameraModel | None:
+        if self.crowd.model is None:
+            return None
+        self._reason = "loading the camera model"
+        return _load_model(self.crowd.model)
+
+    def _setup(self, model: CameraModel) -> None:
+        width, height = self.crowd.frame_size or (model.width, model.height)
+        sx, sy = model.width / width, model.height / height
+        zones = [
+            Zone(name=z.id, polygon=tuple((x * sx, y * sy) for x, y in z.polygon), area_m2=z.area_m2)
+            for z in self.device.zones
+        ]
+        self.zones = zones
+        self.zone_names = {z.id: z.name or z.id for z in self.device.zones}
+        self.counter = Counter(model, zones)
+        self.model = model
+        self.detectors: dict[str, tuple[GatheringDetector, GatheringConfig]] = {}
+        for z, zc in zip(zones, self.device.zones, strict=True):
+            if zc.gathering is not None:
+                self.detectors[z.name] = (
+                    GatheringDetector(z.name, gathering_rule(zc.gathering), area_m2=z.area_m2),
+                    zc.gathering,
+                )
+
+    def _consume(self, frames: Any) -> None:
+        for frame in frames:
+            if self.worker.stopping.is_set():
+                return
+            try:
+                self._process(frame)
+            except Exception:  # the loop boundary: one frame's failure must not end the camera
+                self._errors += 1
+                self._error("counting failed on a frame (see the log)")
+                log.exception("crowd frame failed: device=%s", self.device.id)
+
+    def _process(self, frame: Frame) -> None:
+        counted = self.counter.count(frame.image, frame.time)
+        self._frames += 1
+        self._last_frame = frame.time
+        self._people = counted.total
+        if self._state != "ok":
+            self._state, self._reason = "ok", None
+        at = datetime.fromtimestamp(frame.time, UTC)
+        rows = [Observation(at=at, device_id=self.device.id, zone=TOTAL_ZONE, people=round(counted.total, 2))]
+        rows += [
+            Observation(at=at, device_id=self.device.id, zone=z.zone, people=round(z.count, 2)) for z in counted.zones
+        ]
+        self.worker.recorder.observe(rows)
+        alarmed = [name for name, (d, _) in self.detectors.items() if d.active]
+        for name, (detector, conf) in self.detectors.items():
+            event = detector.update(frame.time, counted.zone(name))
+            if detector.active:
+                self._peaks[name] = max(self._peaks.get(name, 0.0), detector.smoothed)
+            if isinstance(event, GatheringAlarm):
+                alarmed.append(name)
+                self._peaks[name] = event.smoothed
+                self._raise(frame, counted, event, conf, alarmed)
+            elif isinstance(event, GatheringCleared):
+                self.worker.recorder.record(
+                    _Dispersed(
+                        device_id=self.device.id,
+                        zone=name,
+                        alert_type=self.crowd.alert,
+                        cleared=event,
+                        peak=round(self._peaks.pop(name, event.smoothed), 2),
+                    )
+                )
+
+    def _raise(
+        self, frame: Frame, counted: Any, alarm: GatheringAlarm, conf: GatheringConfig, alarmed: list[str]
+    ) -> None:
+        image = frame.image
+        m = self.model
+        if image.shape[:2] != (m.height, m.width):
+            image = cv2.resize(image, (m.width, m.height), interpolation=cv2.INTER_AREA)
+        picture = draw_snapshot(image, self.zones, counted, alarmed=alarmed)
+        jpeg = encode_jpeg(picture, quality=self.crowd.snapshot_quality)
+        self.worker.recorder.record(
+            _Gathered(
+                device_id=self.device.id,
+                zone=alarm.zone,
+                zone_name=self.zone_names.get(alarm.zone, alarm.zone),
+                rule=_RuleRef(
+                    name=f"crowd-{self.device.id}-{alarm.zone}"[:64],
+                    alert=self.crowd.alert,
+                    severity=conf.severity,
+                    night=conf.night,
+                ),
+                alarm=alarm,
+                threshold=conf.threshold,
+                snapshot=jpeg,
+                width=int(picture.shape[1]),
+                height=int(picture.shape[0]),
+            )
+        )
+        log.info(
+            "crowd gathering: device=%s zone=%s people=%.1f reason=%s",
+            self.device.id,
+            alarm.zone,
+            alarm.smoothed,
+            alarm.reason.value,
+        )
+
+
+# --- the recorder: the one database connection -------------------------------------------------
+
+
+class _Recorder:
+    """Writes observations, alerts and camera health; rides out database outages with backoff."""
+
+    def __init__(self, worker: CrowdWorker) -> None:
+        self.worker = worker
+        self._items: queue.Queue[_Gathered | _Dispersed] = queue.Queue()
+        self._observations: deque[Observation] = deque()
+        self._obs_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending: list[_Gathered | _Dispersed] = []
+        self._partitions = store.PartitionCache()
+        self.database_ok = False
+        self.detail = "starting"
+        self.dropped = 0
+        self._next_status = 0.0
+        self._next_retention = 0.0
+
+    def observe(self, rows: Sequence[Observation]) -> None:
+        with self._obs_lock:
+            self._observations.extend(rows)
+            over = len(self._observations) - _MAX_PENDING_OBSERVATIONS
+            for _ in range(max(over, 0)):
+                self._observations.popleft()
+                self.dropped += 1
+        self._wake.set()
+
+    def record(self, item: _Gathered | _Dispersed) -> None:
+        self._items.put(item)
+        self._wake.set()
+
+    def run(self) -> None:
+        delay = 0.5
+        stop = self.worker.stopping
+        while not stop.is_set():
+            try:
+                with store.connect(self.worker.database_url, application_name=f"watchpost-{self.worker.name}") as conn:
+                    self.database_ok, self.detail = True, "ok"
+                    delay = 0.5
+                    while True:
+                        self._pass(conn)
+                        if stop.is_set():
+                            break
+                        self._wake.wait(0.5)
+                        self._wake.clear()
+                    self._pass(conn)  # what came in while stopping
+                    return
+            except psycopg.Error as exc:
+                self.database_ok, self.detail = False, f"database: {exc}".strip()
+                log.warning("crowd recorder lost the database, retrying in %.1fs: error=%s", delay, exc)
+            except Exception as exc:  # the loop boundary: log, back off, try again
+                self.database_ok, self.detail = False, f"{type(exc).__name__}: {exc}"
+                log.exception("crowd recorder pass failed, retrying in %.1fs", delay)
+            stop.wait(delay)
+            delay = min(delay * 2, 10.0)
+
+    def _pass(self, conn: psycopg.Connection) -> None:
+        while True:
+            try:
+                self._pending.append(self._items.get_nowait())
+            except queue.Empty:
+                break
+        while self._pending:
+            item = self._pending[0]
+            with conn.transaction():
+                if isinstance(item, _Gathered):
+                    self._raise(conn, item)
+                else:
+                    self._disperse(conn, item)
+            self._pending.pop(0)
+        self._write_observations(conn)
+        now = time.monotonic()
+        if now >= self._next_status:
+            self._next_status = now + self.worker.status_every_s
+            with conn.transaction():
+                store.upsert_camera_status(conn, statuses=[c.status() for c in self.worker.cameras])
+        if now >= self._next_retention:
+            self._next_retention = now + _RETENTION_EVERY_S
+            dropped = store.drop_expired_crowd(conn, storage=self.worker.config.storage, now=datetime.now(UTC))
+            if any(dropped.values()):
+                log.info("crowd retention: %s", dropped)
+
+    def _write_observations(self, conn: psycopg.Connection) -> None:
+        while True:
+            with self._obs_lock:
+                batch = [self._observations[i] for i in range(min(_OBSERVATION_BATCH, len(self._observations)))]
+            if not batch:
+                return
+            if self.worker.layout == "native":
+                store.ensure_partitions(
+                    conn, days={o.at.date() for o in batch}, cache=self._partitions, table="observations"
+                )
+            with conn.transaction():
+                store.insert_observations(conn, observations=batch)
+            with self._obs_lock:
+                for _ in range(min(len(batch), len(self._observations))):
+                    self._observations.popleft()
+
+    def _raise(self, conn: psycopg.Connection, g: _Gathered) -> None:
+        config = self.worker.config
+        device = config.device_index[g.device_id]
+        alarm = g.alarm
+        at = datetime.fromtimestamp(alarm.time, UTC)
+        trend = alarm.trend
+        detail: dict[str, Any] = {
+            "camera": g.device_id,
+            "zone_name": g.zone_name,
+            "people": round(alarm.smoothed, 1),
+            "people_latest": round(alarm.count, 1),
+            "reason": alarm.reason.value,
+            "threshold": g.threshold,
+            "since": datetime.fromtimestamp(alarm.since, UTC).isoformat().replace("+00:00", "Z"),
+            "trend": {
+                "slope_per_min": round(trend.slope_per_min, 2),
+                "window_s": round(trend.window_s, 1),
+                "counts": list(trend.counts),
+            },
+            "snapshot": True,
+        }
+        if alarm.density_per_m2 is not None:
+            detail["density_per_m2"] = round(alarm.density_per_m2, 3)
+        draft = draft_for(
+            config,
+            g.rule,
+            device_id=g.device_id,
+            site_id=device.site,
+            at=at,
+            key=f"{g.device_id}:{g.zone}",
+            zone=g.zone,
+            detail=detail,
+        )
+        draft = dataclasses.replace(draft, title=f"{draft.title} · {g.zone_name}")
+        raised = store.raise_alert(
+            conn, draft=draft, window_s=config.alerts.dedup_window_s, actor=f"crowd:{self.worker.name}"
+        )
+        store.insert_snapshot(
+            conn,
+            alert_id=raised.alert_id,
+            taken_at=at,
+            device_id=g.device_id,
+            zone=g.zone,
+            width=g.width,
+            height=g.height,
+            jpeg=g.snapshot,
+        )
+        log.info(
+            "crowd alert: alert=%d created=%s device=%s zone=%s", raised.alert_id, raised.created, g.device_id, g.zone
+        )
+
+    def _disperse(self, conn: psycopg.Connection, d: _Dispersed) -> None:
+        c = d.cleared
+        at = datetime.fromtimestamp(c.time, UTC)
+        alert_id = store.note_open_alert(
+            conn,
+            dedup_key=f"{d.alert_type}:{d.device_id}:{d.zone}",
+            action="gathering_cleared",
+            actor=f"crowd:{self.worker.name}",
+            detail={
+                "cleared_at": at.isoformat().replace("+00:00", "Z"),
+                "people_at_clear": round(c.smoothed, 1),
+                "peak_people": d.peak,
+                "duration_s": round(c.duration_s, 1),
+            },
+            seen_at=at,
+        )
+        log.info("crowd gathering cleared: device=%s zone=%s alert=%s", d.device_id, d.zone, alert_id)
+
+
+# --- the worker ----------------------------------------------------------------------------------
+
+
+def _has_model(models: dict[str, CameraModel] | None, device_id: str) -> bool:
+    return models is not None and device_id in models
+
+
+class CrowdWorker:
+    """Count people on the configured cameras; :meth:`start`, then :meth:`stop`.
+
+    ``cameras`` limits the worker to some camera ids (run one worker per group of cameras: a
+    camera's frames must all reach the same worker, so MQTT frames are not shared between
+    workers). ``models`` gives models by camera id instead of loading them (tests); camera health is
+    written every ``status_every_s``.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: WatchpostConfig,
+        database_url: str,
+        broker: BrokerAddress | None,
+        name: str = "crowd-0",
+        cameras: Sequence[str] | None = None,
+        models: dict[str, CameraModel] | None = None,
+        status_every_s: float = _STATUS_EVERY_S,
+    ) -> None:
+        self.config = config
+        self.status_every_s = status_every_s
+        self.database_url = database_url
+        self.broker = broker
+        self.name = name
+        self.stopping = threading.Event()
+        self.recorder = _Recorder(self)
+        self.cameras = [_Camera(self, d, (models or {}).get(d.id)) for d in counting_cameras(config, cameras)]
+        # A camera without a model counts nothing: it needs no frames.
+        self._by_topic = {
+            c.crowd.topic_for(c.device.id): c
+            for c in self.cameras
+            if c.crowd.from_mqtt and (c.crowd.model is not None or _has_model(models, c.device.id))
+        }
+        self.subscriber: Subscriber | None = None
+        self.layout = "native"
+        self._recorder_thread: threading.Thread | None = None
+
+    def start(self) -> CrowdWorker:
+        with store.connect(self.database_url, application_name=f"watchpost-{self.name}") as conn:
+            self.layout = store.layout_of(conn)
+        if self._by_topic:
+            if self.broker is None:
+                raise ValueError(f"cameras {sorted(c.device.id for c in self._by_topic.values())} need an MQTT broker")
+            self.subscriber = Subscriber(
+                self.broker,
+                client_id=f"watchpost-{self.name}",
+                filters=sorted(self._by_topic),
+                on_message=self._on_frame,
+                session_expiry_s=0,  # a frame that waited for us is stale: no backlog
+                receive_maximum=16,
+            ).start()
+        self._recorder_thread = threading.Thread(target=self.recorder.run, name=f"{self.name}-recorder", daemon=True)
+        self._recorder_thread.start()
+        for camera in self.cameras:
+            camera.start()
+        log.info("crowd worker started: name=%s cameras=%s", self.name, [c.device.id for c in self.cameras])
+        return self
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        """Whether the frame subscription stands (True at once without MQTT cameras)."""
+        return self.subscriber is None or self.subscriber.wait_ready(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stopping.set()
+        for camera in self.cameras:
+            camera.stop()
+        if self.subscriber is not None:
+            self.subscriber.stop()
+        for camera in self.cameras:
+            camera.join(timeout)
+        self.recorder._wake.set()
+        if self._recorder_thread is not None:
+            self._recorder_thread.join(timeout)
+
+    def health(self) -> CrowdHealth:
+        return CrowdHealth(
+            name=self.name,
+            database_ok=self.recorder.database_ok,
+            detail=self.recorder.detail,
+            broker=self.subscriber.state.value if self.subscriber is not None else "none",
+            cameras=tuple(c.status() for c in self.cameras),
+            dropped_observations=self.recorder.dropped,
+        )
+
+    def _on_frame(self, message: ReceivedMessage) -> None:
+        camera = self._by_topic.get(message.topic)
+        if camera is not None:
+            camera.push(message)
+        if self.subscriber is not None:
+            self.subscriber.ack(message)

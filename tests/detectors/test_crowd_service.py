@@ -1,0 +1,347 @@
+"""The crowd worker end to end: JPEG frames over a real broker, counts, alerts on the live stream, clearing, faults."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from detectors.crowd import synthetic as syn
+from detectors.crowd.service import TOTAL_ZONE, CrowdWorker, synthetic_model
+from detectors.crowd.snapshot import encode_jpeg
+from ingest.mqtt import Publisher
+from tests.api.conftest import api, api_config, sse_events, start_api  # noqa: F401  (fixtures)
+from tests.support import wait_for
+from watchpost import store
+from watchpost.config import WatchpostConfig
+
+CAMERA = "lotus-cam-square"
+THRESHOLD = 7
+# Heads well inside the square zone (its polygon is drawn on the camera's 1920x1080 picture).
+CROWD = [(110 + 22 * (i % 6), 80 + 30 * (i // 6), 30 + 20 * (i % 3)) for i in range(12)]
+PASSERS = [(60, 70, 220), (250, 150, 40)]
+
+
+def _crowd_config(base: WatchpostConfig, tag: str, **gathering: Any) -> WatchpostConfig:
+    """The demo configuration with the square camera on a topic of this test's own and quick gathering timings."""
+    doc = base.model_dump(mode="json")
+    for device in doc["devices"]:
+        if device["id"] == CAMERA:
+            device["crowd"].update(source="mqtt", topic=f"t{tag}/cameras/{{device}}/frame", sample_fps=20)
+            device["zones"][0]["gathering"] = {
+                "threshold": THRESHOLD,
+                "release_threshold": 4,
+                "dwell_s": 1.0,
+                "release_s": 1.0,
+                "cooldown_s": 0,
+                "smooth_s": 0.3,
+                **gathering,
+            }
+    return WatchpostConfig.model_validate(doc)
+
+
+@pytest.fixture
+def config(config: WatchpostConfig) -> WatchpostConfig:
+    """The test configuration with the counting camera on this test's topic and a 1 s dwell."""
+    return _crowd_config(config, uuid.uuid4().hex[:8])
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The demo scene's model, calibrated from synthetic frames."""
+    return synthetic_model()
+
+
+@pytest.fixture
+def worker(config, database_url, broker, db, model):
+    """A running crowd worker on the test database and broker."""
+    w = CrowdWorker(
+        config=config,
+        database_url=database_url,
+        broker=broker,
+        name="crowd-test",
+        models={CAMERA: model},
+        status_every_s=0.3,
+    ).start()
+    assert w.wait_ready(10), w.subscriber.detail if w.subscriber else ""
+    yield w
+    w.stop()
+
+
+@pytest.fixture
+def camera(config, broker):
+    """Publishes JPEG frames of the synthetic scene to the camera's frame topic, as its gateway would."""
+    publisher = Publisher(broker).connect()
+    topic = config.device_index[CAMERA].crowd.topic_for(CAMERA)
+    rng = np.random.default_rng(5)
+    background = syn.background()
+
+    def send(people=(), *, seconds: float = 0.0, fps: float = 20.0, raw: bytes | None = None) -> None:
+        if raw is not None:
+            publisher.publish(topic, raw, qos=1).wait_for_publish(5)
+            return
+        end = time.monotonic() + seconds
+        while True:
+            image = background.copy()
+            syn.draw_people(image, list(people))
+            publisher.publish(topic, encode_jpeg(syn.finish(image, rng), quality=90), qos=1).wait_for_publish(5)
+            if time.monotonic() >= end:
+                return
+            time.sleep(1 / fps)
+
+    yield send
+    publisher.close()
+
+
+def _status(worker: CrowdWorker):
+    return next(c for c in worker.health().cameras if c.device_id == CAMERA)
+
+
+def _crowd_alerts(db) -> list[dict[str, Any]]:
+    return [a for a in store.list_alerts(db, type_="crowd_gathering") if a["device_id"] == CAMERA]
+
+
+def test_a_jpeg_over_mqtt_is_counted_and_stored_as_observations(worker, camera, db):
+    """Frames published to the camera's topic are decoded and counted; every zone and the whole frame get a row."""
+    camera(PASSERS, seconds=0.5)
+    rows = wait_for(
+        lambda: db.execute("SELECT zone, people FROM observations WHERE device_id = %s", (CAMERA,)).fetchall()
+    )
+    zones = {z for z, _ in rows}
+    assert zones == {"square", TOTAL_ZONE}
+    totals = [p for z, p in rows if z == TOTAL_ZONE]
+    assert 0.5 < float(np.median(totals)) < 4.0  # two people in the picture
+    status = wait_for(lambda: _status(worker).frames >= 3 and _status(worker))
+    assert status.state == "ok" and status.people is not None
+
+
+def test_a_gathering_reaches_the_live_stream_with_count_trend_and_snapshot(worker, camera, api, db):  # noqa: F811
+    """A crowd that stays past the dwell raises a crowd_gathering alert on the SSE stream; its snapshot is served."""
+    op = api.client("operator")
+    heard: queue.Queue = queue.Queue()
+
+    def listen() -> None:
+        with op.stream("GET", "/stream", timeout=30) as r:
+            for event in sse_events(r):
+                if event.data.get("alert", {}).get("type") == "crowd_gathering":
+                    heard.put(event)
+                    return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    time.sleep(0.3)  # the stream is open
+    camera(PASSERS, seconds=0.5)
+    camera(PASSERS + CROWD, seconds=2.5)
+    event = heard.get(timeout=15)
+    assert event.event == "raised"
+    alert = event.data["alert"]
+    assert alert["zone"] == "square" and alert["device_id"] == CAMERA and alert["site_id"] == "lotus"
+    assert alert["severity"] in ("major", "critical") and "广场" in alert["title"]
+    detail = alert["detail"]
+    assert detail["people"] >= THRESHOLD and detail["reason"] == "threshold" and detail["snapshot"] is True
+    assert detail["trend"]["slope_per_min"] > 0 and len(detail["trend"]["counts"]) >= 2
+
+    r = op.get(f"/alerts/{alert['alert_id']}/snapshot")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    picture = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == (syn.HEIGHT, syn.WIDTH, 3)
+    red = (picture[:, :, 2] > 180) & (picture[:, :, 1] < 90) & (picture[:, :, 0] < 90)
+    assert red.sum() > 100, "the alarmed zone is outlined in red"
+    # A patrol unit not sent to it does not even learn it exists; a manual alert has no snapshot.
+    assert api.client("patrol").get(f"/alerts/{alert['alert_id']}/snapshot").status_code == 404
+    manual = op.post("/alerts", json={"type": "theft", "site_id": "lotus"}).json()
+    r = op.get(f"/alerts/{manual['alert_id']}/snapshot")
+    assert r.status_code == 404 and "no snapshot" in r.json()["detail"]
+
+
+def test_a_gathering_is_raised_after_the_dwell_and_cleared_after_the_release(worker, camera, db):
+    """No alert before the dwell; once the crowd has left for the release time the alert is annotated, not resolved."""
+    camera(PASSERS, seconds=0.5)
+    started = time.time()
+    camera(PASSERS + CROWD, seconds=0.6)
+    assert _crowd_alerts(db) == [], "raised before the dwell time"
+    camera(PASSERS + CROWD, seconds=1.5)
+    (alert,) = wait_for(lambda: _crowd_alerts(db), timeout=10)
+    raised_after = store.get_alert_row(db, alert["alert_id"])["first_seen"].timestamp() - started
+    assert raised_after >= 1.0
+    # The crowd goes home: after the release time the alert's timeline says so.
+    camera(PASSERS, seconds=2.0)
+
+    def cleared():
+        return [t for t in store.alert_timeline(db, alert["alert_id"]) if t["action"] == "gathering_cleared"]
+
+    (note,) = wait_for(cleared, timeout=10)
+    assert note["actor"] == "crowd:crowd-test" and note["from_state"] == note["to_state"]
+    assert note["detail"]["peak_people"] >= THRESHOLD and note["detail"]["duration_s"] >= 1.0
+    after = store.alert_snapshot(db, alert["alert_id"])
+    assert after["state"] not in ("resolved", "cancelled"), "a gathering that ended is not resolved silently"
+    assert after["detail"]["cleared_at"] and after["detail"]["people_at_clear"] < THRESHOLD
+    kinds = [e["kind"] for e in store.feed_after(db, after=0) if e["alert_id"] == alert["alert_id"]]
+    assert kinds[0] == "raised" and kinds[-1] == "updated"
+    # The same crowd again (cooldown 0) folds into the open alert with a new snapshot, not a second alert.
+    camera(PASSERS + CROWD, seconds=2.0)
+    wait_for(lambda: store.alert_snapshot(db, alert["alert_id"])["count"] == 2, timeout=10)
+    assert len(_crowd_alerts(db)) == 1
+    n = db.execute("SELECT count(*) FROM alert_snapshots WHERE alert_id = %s", (alert["alert_id"],)).fetchone()[0]
+    assert n == 2
+
+
+def test_corrupt_frames_and_pixel_bombs_are_refused_with_a_reason_and_counting_goes_on(worker, camera, db):
+    """A damaged JPEG, a pixel bomb and a non-JPEG are each refused with a clear error; the next frame is counted."""
+    camera(PASSERS, seconds=0.3)
+    wait_for(lambda: _status(worker).frames >= 1)
+    good = encode_jpeg(syn.background())
+    half = len(good) // 2
+    corrupt = good[:half] + bytes([0xFF, 0x13]) * 50 + good[half + 100 :]
+    bomb = bytearray(encode_jpeg(np.zeros((16, 16, 3), np.uint8)))
+    sof = bomb.index(b"\xff\xc0")
+    bomb[sof + 5 : sof + 9] = (60000).to_bytes(2, "big") + (60000).to_bytes(2, "big")
+    reasons = []
+    for raw in (corrupt, bytes(bomb), b"GIF89a not a jpeg"):
+        time.sleep(0.1)  # past the sampling interval: a frame that comes too soon is skipped, not judged
+        camera(raw=raw)
+        wait_for(lambda: _status(worker).errors > len(reasons), timeout=5)
+        reasons.append(_status(worker).last_error)
+    assert "corrupt" in reasons[0] and "too_large" in reasons[1] and "60000x60000" in reasons[1]
+    assert "not_jpeg" in reasons[2]
+    frames = _status(worker).frames
+    camera(PASSERS, seconds=0.3)
+    status = wait_for(lambda: _status(worker).frames > frames and _status(worker))
+    assert status.state == "ok" and status.errors == 3
+    stored = wait_for(
+        lambda: store.camera_statuses(db).get(CAMERA, {}).get("errors") == 3 and store.camera_statuses(db)
+    )
+    assert "not_jpeg" in stored[CAMERA]["last_error"]
+
+
+def test_a_dead_stream_is_reported_and_retried_while_other_cameras_count(
+    config, database_url, broker, db, model, camera
+):
+    """A stream that cannot be opened goes dead with the reason, is tried again later; the other camera counts on."""
+    doc = config.model_dump(mode="json")
+    for device in doc["devices"]:
+        if device["id"] == "bamboo-cam-market":
+            device["crowd"] = {
+                "source": "http://127.0.0.1:9/stream.mjpg",  # nothing listens on port 9
+                "model": "synthetic",
+                "reconnect_initial_s": 0.05,
+                "dead_after": 2,
+                "retry_dead_s": 0.5,
+            }
+    cfg = WatchpostConfig.model_validate(doc)
+    w = CrowdWorker(
+        config=cfg,
+        database_url=database_url,
+        broker=broker,
+        name="crowd-dead",
+        models={CAMERA: model},
+        status_every_s=0.3,
+    ).start()
+    try:
+        assert w.wait_ready(10)
+
+        def dead():
+            return next(
+                (c for c in w.health().cameras if c.device_id == "bamboo-cam-market" and c.state == "dead"), None
+            )
+
+        status = wait_for(dead, timeout=30)
+        assert status is not None
+        assert "gave up after 2 failed attempts" in status.reason and "trying again" in status.reason
+        assert "http://127.0.0.1:9/stream.mjpg" in status.last_error
+        retried = wait_for(
+            lambda: next(c for c in w.health().cameras if c.device_id == "bamboo-cam-market").reconnects >= 3
+        )
+        assert retried
+        camera(PASSERS, seconds=0.3)
+        assert wait_for(lambda: next(c for c in w.health().cameras if c.device_id == CAMERA).frames >= 1)
+        stored = wait_for(lambda: store.camera_statuses(db).get("bamboo-cam-market"))
+        assert stored["state"] in ("dead", "reconnecting") and stored["source"] == "http://127.0.0.1:9/stream.mjpg"
+    finally:
+        w.stop()
+
+
+def test_a_camera_without_a_model_reports_counts_unavailable(config, database_url, db):
+    """A counting camera with no calibrated model says so in its health, needs no frames and counts nothing."""
+    doc = config.model_dump(mode="json")
+    for device in doc["devices"]:
+        if device["id"] == CAMERA:
+            device["crowd"]["model"] = None
+    cfg = WatchpostConfig.model_validate(doc)
+    w = CrowdWorker(config=cfg, database_url=database_url, broker=None, name="crowd-nomodel", status_every_s=0.3)
+    w.start()
+    try:
+        status = wait_for(lambda: store.camera_statuses(db).get(CAMERA))
+        assert status["state"] == "unavailable" and "no calibrated model" in status["reason"]
+        assert w.subscriber is None
+    finally:
+        w.stop()
+
+
+def test_the_demo_frame_simulator_feeds_the_demo_camera(worker, config, broker, db):
+    """The demo's simulated camera publishes JPEG frames of the synthetic scene that the worker counts."""
+    from detectors.crowd.simulator import FrameSimulator
+
+    simulator = FrameSimulator(config=config, broker=broker)
+    assert simulator.cameras == [CAMERA]
+    stop = threading.Event()
+    thread = threading.Thread(target=simulator.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        status = wait_for(lambda: _status(worker).frames >= 5 and _status(worker), timeout=15)
+        assert status.state == "ok" and status.errors == 0 and 0 < status.people < 12
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_a_lost_database_connection_is_re_established_and_the_gathering_still_raised(worker, camera, db, caplog):
+    """The worker's database connection is killed; it reconnects and the gathering that follows is still alerted."""
+    camera(PASSERS, seconds=0.3)
+    assert wait_for(lambda: worker.recorder.database_ok)
+    killed = db.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'watchpost-crowd-test'"
+    ).fetchone()[0]
+    assert killed >= 1
+    camera(PASSERS + CROWD, seconds=2.5)
+    (alert,) = wait_for(lambda: _crowd_alerts(db), timeout=15)
+    assert alert["detail"]["people"] >= THRESHOLD
+    assert worker.health().database_ok and worker.health().healthy
+    assert store.latest_snapshot(db, alert["alert_id"]) is not None
+    assert "crowd recorder lost the database" in caplog.text
+
+
+def test_health_shows_each_camera_of_the_crowd_worker(worker, camera, start_api):  # noqa: F811
+    """Under `watchpost run`, /health lists the crowd worker with each camera's state, count and last error."""
+    from watchpost.cli import _crowd_health
+
+    camera(PASSERS, seconds=0.3)
+    wait_for(lambda: _status(worker).frames >= 1)
+    body = start_api(health_sources=[_crowd_health(worker)]).client().get("/health").json()
+    (crowd,) = body["workers"]
+    assert crowd["worker"] == "crowd-test" and crowd["healthy"] and crowd["broker"] == "connected"
+    cam = crowd["cameras"][CAMERA]
+    assert cam["state"] == "ok" and cam["frames"] >= 1 and cam["people"] is not None and cam["last_error"] is None
+
+
+def test_a_model_file_that_cannot_be_read_is_an_error_with_the_reason(config, database_url, broker, db, tmp_path):
+    """A camera whose model file is missing reports state error naming the file; the worker runs on."""
+    doc = config.model_dump(mode="json")
+    for device in doc["devices"]:
+        if device["id"] == CAMERA:
+            device["crowd"]["model"] = str(tmp_path / "missing.model")
+    cfg = WatchpostConfig.model_validate(doc)
+    w = CrowdWorker(config=cfg, database_url=database_url, broker=broker, name="crowd-badmodel", status_every_s=0.3)
+    w.start()
+    try:
+        status = wait_for(lambda: store.camera_statuses(db).get(CAMERA))
+        assert status["state"] == "error" and "missing.model" in status["reason"]
+        assert status["last_error"].startswith("camera model:")
+    finally:
+        w.stop()
