@@ -4,11 +4,14 @@ import { svg, when } from "./util.js";
 
 export const PALETTE = ["#4c9aff", "#f5a623", "#36b37e", "#ff5630", "#998dd9", "#00b8d9", "#ffab00", "#e774bb", "#79e2f2", "#8993a4"];
 
-function niceMax(value) {
-  if (value <= 0) return 1;
-  const step = 10 ** Math.floor(Math.log10(value));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * step >= value) return m * step;
-  return 10 * step;
+/** An axis from 0 with round steps: {top, step}, about four to five gridlines. */
+function axis(value, integer = false) {
+  if (!(value > 0)) return { top: 1, step: integer ? 1 : 0.25 };
+  const raw = value / 4;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  let step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+  if (integer) step = Math.max(1, Math.round(step));
+  return { top: Math.ceil(value / step) * step, step };
 }
 
 function timeLabel(t) {
@@ -27,11 +30,10 @@ export function lineChart(series, { width = 560, height = 220, time = false, yMa
   let x0 = Math.min(...all.map((p) => p[0]));
   let x1 = Math.max(...all.map((p) => p[0]));
   if (x0 === x1) (x0 -= 1), (x1 += 1);
-  const top = yMax ?? niceMax(Math.max(...all.map((p) => p[1])));
+  const { top, step } = yMax ? { top: yMax, step: yMax / 4 } : axis(Math.max(...all.map((p) => p[1])));
   const X = (x) => pad.l + ((x - x0) / (x1 - x0)) * (width - pad.l - pad.r);
   const Y = (y) => height - pad.b - (y / top) * (height - pad.t - pad.b);
-  for (let i = 0; i <= 4; i++) {
-    const v = (top * i) / 4;
+  for (let v = 0; v <= top + 1e-9; v += step) {
     root.append(
       svg("line", { x1: pad.l, x2: width - pad.r, y1: Y(v), y2: Y(v), class: "grid" }),
       svg("text", { x: pad.l - 6, y: Y(v) + 4, class: "axis", "text-anchor": "end" }, format(v)),
@@ -59,14 +61,13 @@ export function barChart(periods, stacks, { width = 560, height = 220, label = (
   const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img" });
   if (!periods.length) return root;
   const totals = periods.map((_, i) => stacks.reduce((sum, s) => sum + (s.values[i] || 0), 0));
-  const top = niceMax(Math.max(...totals));
+  const { top, step } = axis(Math.max(...totals), true);
   const band = (width - pad.l - pad.r) / periods.length;
   const Y = (y) => height - pad.b - (y / top) * (height - pad.t - pad.b);
-  for (let i = 0; i <= 4; i++) {
-    const v = (top * i) / 4;
+  for (let v = 0; v <= top; v += step) {
     root.append(
       svg("line", { x1: pad.l, x2: width - pad.r, y1: Y(v), y2: Y(v), class: "grid" }),
-      svg("text", { x: pad.l - 6, y: Y(v) + 4, class: "axis", "text-anchor": "end" }, Number.isInteger(v) ? v : v.toFixed(1)),
+      svg("text", { x: pad.l - 6, y: Y(v) + 4, class: "axis", "text-anchor": "end" }, v),
     );
   }
   const every = Math.ceil(periods.length / 12);
