@@ -69,10 +69,10 @@ class Crew:
     """How the simulated crews behave; the defaults suit a demo, tests make them quick."""
 
     accept_after_s: tuple[float, float] = (2.0, 6.0)
-    dwell_s: tuple[float, float] = (20.0, 60.0)
+    dwell_s: tuple[float, float] = (15.0, 45.0)
     report_on_scene_after_s: tuple[float, float] = (5.0, 20.0)  # posts, and alerts without a location
     no_show_share: float = 0.15
-    give_up_after_s: float = 240.0
+    give_up_after_s: float = 180.0
     speed_factor: float = 1.0
     tick_s: float = 1.0
     idle_fix_s: float = 30.0
@@ -357,6 +357,7 @@ class PatrolTerminals:
         """One tick of driving towards (lat, lon); True once within ``stop_within`` metres."""
         left = distance_m(terminal.lat, terminal.lon, lat, lon)
         if left <= stop_within:
+            self._publish(terminal, publisher, now)  # the dispatcher sees the unit there by its GPS
             return True
         step = terminal.speed_mps * self.crew.speed_factor * self.crew.tick_s / self.config.dispatch.route_factor
         share = min(1.0, step / left) if left else 1.0
