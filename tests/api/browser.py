@@ -35,9 +35,10 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session."""
+    """One headless Chromium per test module (Playwright's sync API holds an event loop on the main thread while
+    it runs, which other modules' ``asyncio.run`` must not meet)."""
     path = chromium_path()
     if path is None:
         pytest.skip("no Chromium at /usr/bin/chromium: install Debian's chromium (make test does so as root)")

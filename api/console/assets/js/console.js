@@ -265,7 +265,8 @@ function alarm(ctx, alertId) {
   document.body.dataset.sounds = String(ctx.soundsPlayed);
   document.body.classList.add("alarm");
   setTimeout(() => document.body.classList.remove("alarm"), 4000);
-  ctx.toast(`${t("sev_critical")} · #${alertId}`, "critical");
+  const alert = ctx.alerts.get(alertId);
+  ctx.toast(`${t("sev_critical")} · ${alert ? ctx.alertTitle(alert) : ""} #${alertId}`, "critical");
 }
 
 boot();

@@ -19,7 +19,7 @@ export class Detail {
   }
 
   async show(id) {
-    if (id !== this.id) this.form = null;
+    if (id !== this.id) (this.form = null), (this.formNode = null);
     this.id = id;
     this.data = null;
     this.render();
@@ -94,7 +94,8 @@ export class Detail {
         alert.outcome ? el("p.note", null, `${t("outcome")}: ${t("out_" + alert.outcome)} ${alert.resolution_note || ""}`) : null,
       ),
       this.actions(alert),
-      this.form ? this.formBox(alert) : null,
+      // The open form is kept across updates of the alert, so what the operator is typing stays.
+      this.form ? (this.formNode ||= this.formBox(alert)) : null,
       section(t("tiers_title"), alert.tiers.length ? el("div.tier-list", null, alert.tiers.map((tier) => this.tierRow(alert, tier))) : null),
       section(t("units_title"), this.units(alert)),
       this.snapshotBox(),
@@ -120,6 +121,7 @@ export class Detail {
 
   open(form) {
     this.form = form;
+    this.formNode = null;
     this.render();
     if (form.kind === "assign" || form.kind === "reassign") this.loadCandidates();
   }
@@ -129,6 +131,7 @@ export class Detail {
     const list = await this.ctx.act(this.ctx.api.get(`/alerts/${this.id}/candidates`, { limit: 8 }));
     if (form !== this.form) return;
     form.candidates = list || [];
+    this.formNode = null;
     this.render();
   }
 
@@ -136,8 +139,8 @@ export class Detail {
     const answer = await this.ctx.act(promise);
     if (answer) {
       this.form = null;
+      this.formNode = null;
       if (answer.alert_id && answer.assignments) this.ctx.upsert(answer);
-      this.ctx.emit("changed", this.id);
       await this.load();
     }
     return answer;
@@ -145,7 +148,7 @@ export class Detail {
 
   formBox(alert) {
     const form = this.form;
-    const close = el("button.ghost", { type: "button", onclick: () => ((this.form = null), this.render()) }, t("act_close"));
+    const close = el("button.ghost", { type: "button", onclick: () => ((this.form = null), (this.formNode = null), this.render()) }, t("act_close"));
     if (form.kind === "assign" || form.kind === "reassign") {
       const rows = (form.candidates || []).map((c) =>
         el(

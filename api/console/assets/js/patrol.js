@@ -56,6 +56,7 @@ class Patrol {
     this.assignments = [];
     this.known = null; // assignment ids seen, to notice new ones
     this.busy = new Set();
+    this.outcomes = new Map(); // assignment id -> the outcome chosen so far
     this.refresh = debounce(() => this.load(), 200);
   }
 
@@ -133,7 +134,13 @@ class Patrol {
     if (a.state === "assigned") buttons.push(el("button.primary", { type: "button", disabled: busy, dataset: { act: "accept" }, onclick: () => act("accept") }, t("act_accept")));
     if (a.state === "accepted") buttons.push(el("button.primary", { type: "button", disabled: busy, dataset: { act: "on-scene" }, onclick: () => act("on-scene") }, t("act_on_scene")));
     if (a.state === "accepted" || a.state === "on_scene") {
-      const outcome = el("select", { name: "outcome" }, this.settings.outcomes.map((o) => el("option", { value: o }, t("out_" + o))));
+      // The choice survives the view's refreshes (the stream and the poll redraw it).
+      const outcome = el(
+        "select",
+        { name: "outcome", onchange: (event) => this.outcomes.set(a.assignment_id, event.target.value) },
+        this.settings.outcomes.map((o) => el("option", { value: o }, t("out_" + o))),
+      );
+      outcome.value = this.outcomes.get(a.assignment_id) || this.settings.outcomes[0];
       buttons.push(
         el("div.clear-row", null, outcome, el("button", { type: "button", class: a.state === "on_scene" ? "primary" : "", disabled: busy, dataset: { act: "clear" }, onclick: () => act("clear", { outcome: outcome.value, note: "" }) }, t("act_clear"))),
       );
