@@ -107,7 +107,7 @@ export class MapView {
     if (this.view) this.draw(false);
   }
 
-  /** Everything worth showing (of one site, or all), as projected points. */
+  /** Everything worth showing (a site's plan, or everything with the units), as projected points. */
   points(siteId) {
     const pts = [];
     for (const site of this.ctx.sites.values()) {
@@ -116,7 +116,7 @@ export class MapView {
       for (const zone of site.zones) for (const [lat, lon] of zone.polygon) pts.push(project(lat, lon));
     }
     for (const d of this.devices) if (d.lat !== null && (!siteId || d.site_id === siteId)) pts.push(project(d.lat, d.lon));
-    for (const u of this.ctx.units.values()) if (!siteId || u.site_id === siteId) pts.push(project(u.lat, u.lon));
+    if (!siteId) for (const u of this.ctx.units.values()) pts.push(project(u.lat, u.lon)); // units roam: a site is its plan
     return pts;
   }
 
