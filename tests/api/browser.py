@@ -1,18 +1,15 @@
-"""Real headless Chromium for the console tests, driven by Playwright (no browser download: Debian's chromium).
+"""Helpers of the browser tests: where Chromium is, how it is started, screenshots, signing in.
 
-The browser tests skip, saying why, only when no Chromium can be had (``make test`` installs Debian's
-chromium first when it runs as root with apt). Screenshots go to ``var/screenshots/`` (gitignored).
+Playwright drives Debian's chromium (it downloads no browser here). Screenshots go to
+``var/screenshots/`` (gitignored).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SCREENSHOTS = ROOT / "var" / "screenshots"
@@ -33,38 +30,6 @@ def chromium_path() -> str | None:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     return None
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless Chromium per test module (Playwright's sync API holds an event loop on the main thread while
-    it runs, which other modules' ``asyncio.run`` must not meet)."""
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no Chromium at /usr/bin/chromium: install Debian's chromium (make test does so as root)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package (test extras) is missing")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def new_page(browser: Any) -> Iterator[Any]:
-    """Pages in fresh browser contexts (no stored sign-in or language); each closed at the end."""
-    contexts = []
-
-    def make(width: int = 1440, height: int = 900, **options: Any) -> Any:
-        context = browser.new_context(viewport={"width": width, "height": height}, **options)
-        contexts.append(context)
-        page = context.new_page()
-        page.errors = []  # type: ignore[attr-defined]
-        page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
 
 
 def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:

@@ -20,7 +20,6 @@ import uvicorn
 
 from api.app import create_app
 from api.auth import hash_password, sha256_hex
-from tests.api.browser import browser, new_page  # noqa: F401  (fixtures of the browser tests)
 from watchpost.config import AccessConfig, ApiKeyConfig, UserConfig, WatchpostConfig
 
 JWT_SECRET = "test-secret-0123456789abcdef-0123456789"

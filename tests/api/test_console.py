@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -20,13 +22,45 @@ from dispatch import actions
 from dispatch.service import Dispatcher
 from ingest.mqtt import BrokerAddress, Publisher
 from ingest.pipeline import IngestWorker
-from tests.api.browser import screenshot, sign_in
+from tests.api.browser import CHROMIUM_FLAGS, chromium_path, screenshot, sign_in
 from tests.api.conftest import OTHER_UNIT, PASSWORD, PATROL_UNIT, assign, raise_manual
 from tests.conftest import topic_for
 from tests.support import canonical_payload
 from watchpost import store
 from watchpost.config import UserConfig
 from watchpost.model import ClockStatus, DeadLetter, DeadReason, Event, EventKind
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test module (Playwright's sync API holds an event loop on the main thread while
+    it runs, which other modules' ``asyncio.run`` must not meet)."""
+    path = chromium_path()
+    if path is None:  # the only reason to skip: make test installs Debian's chromium when it runs as root
+        pytest.skip("no Chromium at /usr/bin/chromium: install Debian's chromium (make test does so as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package (test extras) is missing")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Any]:
+    """Pages in fresh browser contexts (no stored sign-in or language); each closed at the end."""
+    contexts = []
+
+    def make(width: int = 1440, height: int = 900, **options: Any) -> Any:
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []  # type: ignore[attr-defined]
+        page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture
