@@ -6,7 +6,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV   ?= .venv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean browser
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Watchpost needs Python 3.11 or newer (python3.11+ on PATH)"; exit 1; }
@@ -19,7 +19,23 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/watchpost run
 
-test: $(STAMP)
+# The console's browser tests drive Debian's chromium (Playwright downloads no browser here). As root with
+# apt, install it, and a CJK font so the screenshots show the Chinese pages; otherwise those tests skip.
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+browser:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		want=""; [ -x /usr/bin/chromium ] || want="chromium"; \
+		{ command -v fc-list >/dev/null && fc-list :lang=zh | grep -q .; } || want="$$want fonts-wqy-zenhei"; \
+		if [ -n "$$want" ]; then \
+			echo "Installing for the browser tests:$$want"; \
+			$(APT_INSTALL) $$want >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1; $(APT_INSTALL) $$want >/dev/null; } \
+				|| echo "could not install$$want: the browser tests skip without chromium"; \
+		fi; \
+	elif [ ! -x /usr/bin/chromium ]; then \
+		echo "No /usr/bin/chromium (install Debian's chromium as root): the browser tests will skip"; \
+	fi
+
+test: $(STAMP) browser
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

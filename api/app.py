@@ -20,16 +20,17 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from api.auth import Action, Authenticator, CurrentPrincipal, Principal, require
+from api.auth import Action, Authenticator, Principal, authenticate, bearer_scheme, require
 from api.dependencies import Conn
 from api.feed import FeedHub
-from api.routes import access, alerts, hotlists, observations, reports, streams, units
+from api.routes import access, alerts, console, hotlists, observations, reports, streams, units
 from api.routes.common import responses
 from watchpost import metrics, store
 from watchpost.config import WatchpostConfig
@@ -162,11 +163,23 @@ def create_app(
     app.state.authenticator = authenticator
     app.state.heartbeat_s = heartbeat_s
     _handle_errors(app)
-    for module in (access, alerts, units, hotlists, observations, reports, streams):
+    for module in (access, alerts, units, hotlists, observations, reports, streams, console):
         app.include_router(module.router)
+    app.mount("/assets", console.assets(), name="assets")
 
-    @app.get("/", summary="What this service offers", responses=responses())
-    def index(principal: CurrentPrincipal) -> dict[str, Any]:
+    @app.get(
+        "/",
+        summary="What this service offers",
+        description="A browser (asking for text/html) gets the command-centre console, which signs in itself;"
+        " an API client gets this index of the API.",
+        responses=responses(),
+    )
+    def index(
+        request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+    ) -> Any:
+        if console.wants_page(request):
+            return console.page("index.html")
+        principal = authenticate(request, credentials)
         return {
             "service": "watchpost",
             "you": {"name": principal.name, "role": principal.role, "unit": principal.unit},
@@ -187,6 +200,8 @@ def create_app(
                 "observations": "/observations",
                 "metrics": "/metrics",
                 "docs": "/docs",
+                "console": "/",
+                "patrol": "/patrol",
             },
         }
 

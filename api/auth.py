@@ -60,7 +60,14 @@ _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1  # ~16 MiB and ~50 ms a check: slo
 _HASH_FORMAT = re.compile(r"^scrypt\$n=(\d+),r=(\d+),p=(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)$")
 _JWT_ALGORITHM = "HS256"
 # The credentials of configs/demo/access.yaml (published in the README): refused in production.
-_DEMO_KEYS = ("wp_demo_console_wall", "wp_demo_terminal_lotus_car_1")
+_DEMO_KEYS = (
+    "wp_demo_console_wall",
+    "wp_demo_terminal_lotus_car_1",
+    "wp_demo_terminal_lotus_post_n",
+    "wp_demo_terminal_lotus_ebike_1",
+    "wp_demo_terminal_bamboo_foot_1",
+    "wp_demo_terminal_bamboo_post_market",
+)
 _DEMO_PASSWORDS = {
     "duty": "duty-demo",
     "chief": "chief-demo",

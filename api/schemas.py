@@ -15,8 +15,10 @@ __all__ = [
     "AlertTypeOut",
     "AssignBody",
     "AssignmentOut",
+    "CandidateOut",
     "ClearBody",
     "ComplianceRow",
+    "ConsoleSettingsOut",
     "DeviceHealthRow",
     "ErrorOut",
     "HotlistEntryBody",
@@ -184,6 +186,20 @@ class AlertDetailOut(BaseModel):
     alert: AlertOut
     timeline: list[TransitionOut]
     sources: list[SourceEventOut] = Field(description="Source events still within event retention")
+
+
+class CandidateOut(BaseModel):
+    """A free unit that could be sent to an alert, with how long it needs."""
+
+    unit_id: str
+    name: str
+    kind: str
+    site_id: str | None
+    lat: float
+    lon: float
+    eta_s: float | None = Field(description="None: the alert has no location")
+    distance_m: float | None
+    in_time_for: list[int] = Field(description="Pending tiers whose deadline the unit can still make")
 
 
 class ManualAlertBody(_Body):
@@ -501,3 +517,25 @@ class DeviceHealthRow(BaseModel):
     camera: CameraStatusOut | None = Field(
         default=None, description="For a counting camera: its capture and counting health"
     )
+
+
+# --- console ------------------------------------------------------------------------------------
+
+
+class MapSettingsOut(BaseModel):
+    """How the console draws its map."""
+
+    tile_url: str | None = Field(description="XYZ tile template; None: drawn offline from the coordinates")
+    attribution: str
+    max_zoom: int
+
+
+class ConsoleSettingsOut(BaseModel):
+    """What the console needs to know of the deployment besides the API's data."""
+
+    timezone: str = Field(description="Local time zone of the command centre")
+    tier_deadlines_s: list[int] = Field(description="Deadlines of tiers 1, 2, 3 (1-3-5 minutes)")
+    severity_tiers: dict[str, list[int]] = Field(description="Tiers requested per severity")
+    on_scene_radius_m: float
+    outcomes: list[str] = Field(description="Outcomes an alert or assignment may close with")
+    map: MapSettingsOut

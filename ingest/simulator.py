@@ -15,7 +15,7 @@ import math
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -65,17 +65,27 @@ class _DeviceState:
 
 
 def traffic(
-    config: WatchpostConfig, *, seed: int | None = None, start: datetime | None = None, step: timedelta | None = None
+    config: WatchpostConfig,
+    *,
+    seed: int | None = None,
+    start: datetime | None = None,
+    step: timedelta | None = None,
+    exclude: Collection[str] = (),
 ) -> Iterator[tuple[str, bytes]]:
     """An endless, repeatable stream of ``(topic, payload)`` across every configured device.
 
     Every payload is a distinct event (distinct ids and times), so a stream of N messages
-    should become at least N stored events.
+    should become at least N stored events. Devices in ``exclude`` send nothing (the trackers
+    of units whose positions the patrol-terminal simulator reports).
     """
     rng = random.Random(seed)
     now = start or datetime.now(UTC)
     step = step or timedelta(milliseconds=10)
-    states = [_state(config, d, rng) for d in config.devices if d.format is not None or d.kind == "camera"]
+    states = [
+        _state(config, d, rng)
+        for d in config.devices
+        if (d.format is not None or d.kind == "camera") and d.id not in exclude
+    ]
     if not states:
         raise ValueError("no configured devices to simulate")
     weights = list(itertools.accumulate(_WEIGHT.get(s.device.kind, 1.0) for s in states))
@@ -229,13 +239,22 @@ def _payload(
 class Simulator:
     """Publishes :func:`traffic` for ``config``'s devices at a steady rate."""
 
-    def __init__(self, *, config: WatchpostConfig, broker: BrokerAddress, rate: float, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: WatchpostConfig,
+        broker: BrokerAddress,
+        rate: float,
+        seed: int | None = None,
+        exclude: Collection[str] = (),
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.config = config
         self.broker = broker
         self.rate = rate
         self.seed = seed
+        self.exclude = frozenset(exclude)
 
     def run(self, *, duration: float = 60.0, stop: threading.Event | None = None) -> int:
         """Publish for ``duration`` seconds (0: until ``stop`` is set); return how many were sent."""
@@ -244,7 +263,11 @@ class Simulator:
         with Publisher(self.broker, client_id="") as publisher:
             started = time.monotonic()
             stream = traffic(
-                self.config, seed=self.seed, start=datetime.now(UTC), step=timedelta(seconds=1 / self.rate)
+                self.config,
+                seed=self.seed,
+                start=datetime.now(UTC),
+                step=timedelta(seconds=1 / self.rate),
+                exclude=self.exclude,
             )
             for topic, payload in stream:
                 if stop.is_set() or (duration and time.monotonic() - started >= duration):

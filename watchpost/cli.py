@@ -94,7 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="everything in one process: ingest, API and (by default) the simulator")
-    run.add_argument("--no-simulator", action="store_true", help="do not publish simulated device traffic")
+    run.add_argument(
+        "--no-simulator",
+        action="store_true",
+        help="no simulated device traffic and no simulated patrol terminals (units with demo keys)",
+    )
     run.add_argument("--rate", type=float, default=5.0, help="simulated messages per second (default 5)")
     run.add_argument("--workers", type=int, default=1, help="ingest workers in this process (default 1)")
     run.add_argument("--no-crowd", action="store_true", help="do not count people on the configured cameras")
@@ -329,13 +333,19 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         sim_thread = None
         if not args.no_simulator:
             from detectors.crowd.simulator import FrameSimulator
+            from dispatch.terminals import PatrolTerminals
             from ingest.simulator import Simulator
 
-            sim = Simulator(config=config, broker=broker, rate=args.rate, seed=None)
+            host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::", "") else settings.api_host
+            terminals = PatrolTerminals(config=config, broker=broker, api_url=f"http://{host}:{settings.api_port}")
+            # The crews report their units' positions; the trackers they carry stay quiet in the device traffic.
+            played = {t.unit.tracker for t in terminals.terminals.values() if t.unit.tracker}
+            sim = Simulator(config=config, broker=broker, rate=args.rate, seed=None, exclude=played)
             sim_thread = threading.Thread(target=sim.run, kwargs={"duration": 0, "stop": stop}, daemon=True)
             sim_thread.start()
             frames = FrameSimulator(config=config, broker=broker)
             threading.Thread(target=frames.run, args=(stop,), daemon=True).start()
+            threading.Thread(target=terminals.run, kwargs={"stop": stop}, daemon=True, name="terminals").start()
         app = create_app(
             config=config,
             database_url=services.database_url,
@@ -346,7 +356,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"Watchpost is running: http://{settings.api_host}:{settings.api_port}"
             f"  (events layout: {layout}; broker: {broker};"
-            f" simulator: {'off' if args.no_simulator else f'{args.rate}/s'})"
+            f" simulator: {'off' if args.no_simulator else f'{args.rate}/s, patrol terminals played'})"
         )
         uvicorn.run(
             app,

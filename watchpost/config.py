@@ -25,6 +25,7 @@ __all__ = [
     "DeviceConfig",
     "DeviceKind",
     "IngestConfig",
+    "MapConfig",
     "Route",
     "SiteConfig",
     "StorageConfig",
@@ -611,6 +612,25 @@ class DispatchConfig(_Model):
     tick_s: float = Field(default=0.25, gt=0, le=5, description="How often deadlines and timers are checked")
 
 
+class MapConfig(_Model):
+    """The console's map: drawn from the configured coordinates, over map tiles only when a tile server is set."""
+
+    tile_url: str | None = Field(
+        default=None,
+        description="XYZ tile URL template with {z}, {x} and {y} (a tile server the console can reach, e.g. one"
+        " inside the command centre's network); unset: no tiles, the map is drawn offline from the coordinates",
+    )
+    attribution: str = Field(default="", description="Credit line shown under the tiles")
+    max_zoom: int = Field(default=19, ge=1, le=22, description="Highest zoom level the tile server has")
+
+    @field_validator("tile_url")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None and not all(part in value for part in ("{z}", "{x}", "{y}")):
+            raise ValueError("tile_url must contain {z}, {x} and {y}, e.g. http://tiles.local/{z}/{x}/{y}.png")
+        return value
+
+
 Role = Literal["operator", "patrol", "supervisor", "admin", "auditor"]
 
 
@@ -670,6 +690,7 @@ class WatchpostConfig(_Model):
     rules: list[Rule] = Field(default_factory=list, description="Rule detectors over events")
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="1-3-5 dispatch")
     access: AccessConfig = Field(default_factory=AccessConfig, description="Who may use the API")
+    map: MapConfig = Field(default_factory=MapConfig, description="The console's map")
 
     @field_validator("timezone")
     @classmethod

@@ -7,7 +7,7 @@ looks the same (timeline, feed, unit messages) as one made by the dispatcher.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
@@ -21,6 +21,7 @@ from api.schemas import (
     AlertOut,
     AlertTypeOut,
     AssignBody,
+    CandidateOut,
     ManualAlertBody,
     NoteBody,
     ResolveBody,
@@ -223,6 +224,50 @@ def assign(
             conn, config=config, alert_id=alert_id, unit_id=body.unit_id, actor=principal.actor, tier=body.tier
         )
     return store.alert_snapshot(conn, alert_id)
+
+
+@router.get(
+    "/alerts/{alert_id}/candidates",
+    response_model=list[CandidateOut],
+    summary="Free units that could be sent, nearest first",
+    description="The dispatcher's own ranking (ETA by distance and speed; a fixed post only at its own site),"
+    " with the pending tiers whose deadline each unit can still make. For choosing whom to assign.",
+    responses=responses(403, 404, 422),
+)
+def candidates(
+    conn: Conn,
+    config: Config,
+    alert_id: AlertId,
+    principal: Annotated[Principal, require(Action.ASSIGN_UNITS)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> list[dict[str, Any]]:
+    alert = store.alert_snapshot(conn, alert_id)
+    now = datetime.now(UTC)
+    pending = [(t["tier"], datetime.fromisoformat(t["deadline_at"])) for t in alert["tiers"] if t["state"] == "pending"]
+    ranked = store.rank_available(
+        conn,
+        site_id=alert["site_id"],
+        lat=alert["lat"],
+        lon=alert["lon"],
+        route_factor=config.dispatch.route_factor,
+        limit=limit,
+    )
+    return [
+        {
+            "unit_id": unit.unit_id,
+            "name": unit.name,
+            "kind": unit.kind,
+            "site_id": unit.site_id,
+            "lat": unit.lat,
+            "lon": unit.lon,
+            "eta_s": None if eta is None else round(eta, 1),
+            "distance_m": None if distance is None else round(distance, 1),
+            "in_time_for": [
+                tier for tier, deadline in pending if eta is not None and now + timedelta(seconds=eta) <= deadline
+            ],
+        }
+        for unit, eta, distance in ranked
+    ]
 
 
 @router.post(

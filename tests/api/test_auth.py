@@ -147,7 +147,8 @@ def test_production_refuses_the_demo_credentials_and_a_missing_secret(demo_confi
     from api.auth import demo_credentials
 
     assert sorted(demo_credentials(demo_config.access)) == sorted(
-        ["console-wall", "terminal-lotus-car-1", "duty", "chief", "admin", "audit", "ebike1"]
+        ["console-wall", "duty", "chief", "admin", "audit", "ebike1"]
+        + [f"terminal-{unit.id}" for unit in demo_config.units]
     )
     with pytest.raises(ValueError, match="demo credentials"):
         create_app(config=demo_config, database_url=database_url, jwt_secret=JWT_SECRET, production=True)

@@ -23,6 +23,7 @@ MATRIX = [
     ("POST", "/alerts/{alert}/acknowledge", {"note": "seen"}, CONSOLE),
     ("POST", "/alerts/{alert}/assign", {"unit_id": "bamboo-foot-1"}, CONSOLE),
     ("POST", "/alerts/{alert}/escalate", None, CONSOLE),
+    ("GET", "/alerts/{alert}/candidates", None, CONSOLE),
     ("POST", "/alerts/{other_alert}/resolve", {"outcome": "handled"}, CONSOLE),
     ("POST", "/alerts/{other_alert}/cancel", {"note": "test"}, {"supervisor", "admin"}),
     ("GET", "/alert-types", None, ALL),
@@ -52,6 +53,7 @@ MATRIX = [
     ("GET", "/stats/zero-case", None, CONSOLE | {"auditor"}),
     ("GET", "/stats/devices", None, CONSOLE | {"auditor"}),
     ("GET", "/stream", None, CONSOLE | {"patrol"}),
+    ("GET", "/console/settings", None, ALL),
 ]
 
 

@@ -29,6 +29,14 @@ def test_traffic_covers_every_device_and_format_and_all_of_it_adapts(demo_config
     assert set(formats) == {"hikvision", "dahua", "gat1400", "frigate", "canonical"}
 
 
+def test_traffic_leaves_out_the_devices_it_is_told_to(demo_config):
+    """Excluded devices (the trackers of units the patrol-terminal simulator moves) send nothing; the rest do."""
+    quiet = {u.tracker for u in demo_config.units if u.tracker}
+    topics = [topic for topic, _ in itertools.islice(traffic(demo_config, seed=7, exclude=quiet), 2000)]
+    assert quiet and not any(f"/{device}/" in topic for topic in topics for device in quiet)
+    assert any("/lotus-tracker-ebike-7/" in topic for topic in topics)
+
+
 def test_traffic_is_repeatable_for_a_seed(demo_config):
     """The same seed and start give the same bytes (benchmarks compare like with like)."""
     start = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)

@@ -1,0 +1,357 @@
+"""The console and the patrol view in real headless Chromium against a running Watchpost.
+
+Each test starts a real API server (uvicorn, the session's PostgreSQL) and, where the scene needs
+them, a real ingest worker with the rules and a real dispatcher on the broker. Screenshots of every
+page are saved under var/screenshots/ for review.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from api.auth import hash_password
+from detectors.rules import RuleEngine
+from dispatch import actions
+from dispatch.service import Dispatcher
+from ingest.mqtt import BrokerAddress, Publisher
+from ingest.pipeline import IngestWorker
+from tests.api.browser import CHROMIUM_FLAGS, chromium_path, screenshot, sign_in
+from tests.api.conftest import OTHER_UNIT, PASSWORD, PATROL_UNIT, assign, raise_manual
+from tests.conftest import topic_for
+from tests.support import canonical_payload
+from watchpost import store
+from watchpost.config import UserConfig
+from watchpost.model import ClockStatus, DeadLetter, DeadReason, Event, EventKind
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per test module (Playwright's sync API holds an event loop on the main thread while
+    it runs, which other modules' ``asyncio.run`` must not meet)."""
+    path = chromium_path()
+    if path is None:  # the only reason to skip: make test installs Debian's chromium when it runs as root
+        pytest.skip("no Chromium at /usr/bin/chromium: install Debian's chromium (make test does so as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package (test extras) is missing")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_page(browser: Any) -> Iterator[Any]:
+    """Pages in fresh browser contexts (no stored sign-in or language); each closed at the end."""
+    contexts = []
+
+    def make(width: int = 1440, height: int = 900, **options: Any) -> Any:
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []  # type: ignore[attr-defined]
+        page.on("pageerror", lambda error: page.errors.append(str(error)))  # type: ignore[attr-defined]
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def console_config(api_config):
+    """The API's test configuration with a sign-in for every role, and unit topics of this test's own."""
+    quick = hash_password(PASSWORD, n=2**10)
+    users = [
+        *api_config.access.users,  # alice (operator) and rider (patrol unit lotus-ebike-1)
+        UserConfig(username="chief", name="Chief", role="supervisor", password_hash=quick),
+        UserConfig(username="audit", name="Audit", role="auditor", password_hash=quick),
+        UserConfig(username="rider2", name="Rider 2", role="patrol", unit=OTHER_UNIT, password_hash=quick),
+    ]
+    tag = uuid.uuid4().hex[:6]
+    dispatch = api_config.dispatch.model_copy(
+        update={
+            "tick_s": 0.05,
+            "unit_topic": f"c{tag}/units/{{unit}}/assignments",
+            "unit_position_topic": f"c{tag}/units/{{unit}}/position",
+            "unit_status_topic": f"c{tag}/units/{{unit}}/status",
+        }
+    )
+    return api_config.model_copy(
+        update={"access": api_config.access.model_copy(update={"users": users}), "dispatch": dispatch}
+    )
+
+
+@pytest.fixture
+def console(start_api, console_config):
+    """A running API with the console's sign-ins."""
+    return start_api(config=console_config)
+
+
+def _console_ready(page):
+    page.wait_for_selector("#live[data-state='live']", timeout=10000)
+
+
+def test_an_emergency_button_appears_in_the_queue_within_a_second_with_its_countdown(
+    console, console_config, new_page, database_url, broker_url, db
+):
+    """A button pressed over MQTT (ingest worker with the rules, dispatcher) shows in the open page within 1 s,
+    critical, with its tier countdowns running and the alarm sounded, without a reload."""
+    broker = BrokerAddress.parse(broker_url)
+    worker = IngestWorker(
+        config=console_config,
+        database_url=database_url,
+        broker=broker,
+        worker_id="console-t",
+        detector_factory=RuleEngine,
+    ).start()
+    dispatcher = Dispatcher(config=console_config, database_url=database_url, broker=broker, name="console-d").start()
+    try:
+        assert worker.wait_ready(15), worker.subscriber.detail
+        assert dispatcher.leading.wait(15)
+        page = new_page()
+        sign_in(page, console.url, "alice", PASSWORD)
+        _console_ready(page)
+        page.evaluate("window.__notReloaded = true")
+        with Publisher(broker) as publisher:
+            started = time.monotonic()
+            publisher.publish(
+                topic_for(console_config, "lotus-sos-1"), canonical_payload("alarm_button", "press", ref="sos-1")
+            )
+            row = page.wait_for_selector("#queue tbody tr.sev-critical .tier[data-tier='1']", timeout=5000)
+            elapsed = time.monotonic() - started
+        assert elapsed < 1.0, f"the alert took {elapsed:.2f} s to appear"
+        first = row.inner_text()
+        assert re.fullmatch(r"T1 0:[0-5]\d", first), first
+        assert page.evaluate("window.__notReloaded") is True
+        tr = page.query_selector("#queue tbody tr.sev-critical")
+        assert "Emergency button" in tr.inner_text()
+        assert len(tr.query_selector_all(".tier")) == 3  # critical: one unit per tier, three clocks
+        assert "flash" in tr.get_attribute("class")
+        assert int(page.get_attribute("body", "data-sounds") or 0) >= 1
+        time.sleep(2.5)  # the countdown ticks every second, at any phase: 2.5 s moves it at least one second
+        later = page.query_selector("#queue tbody tr.sev-critical .tier[data-tier='1']").inner_text()
+        assert later != first, "the countdown does not move"
+        screenshot(page, "console-queue-emergency")
+        assert not page.errors
+    finally:
+        dispatcher.stop()
+        worker.stop()
+
+
+def test_an_operator_acknowledges_assigns_and_resolves_through_the_page(console, new_page, db):
+    """Acknowledge, assign a chosen unit and resolve with an outcome from the detail panel; the database shows
+    every transition with the operator as actor, and the unit was assigned."""
+    page = new_page()
+    sign_in(page, console.url, "alice", PASSWORD)
+    _console_ready(page)
+    alert = raise_manual(console.client("operator"), note="bicycle stolen at the north gate")
+    alert_id = alert["alert_id"]
+    page.click(f"#queue tbody tr[data-alert-id='{alert_id}']")
+    page.wait_for_selector(f".detail-head[data-alert-id='{alert_id}']")
+    page.click("button[data-act='acknowledge']")
+    page.wait_for_selector("#detail-state:has-text('Acknowledged')")
+    page.click("button[data-act='assign']")
+    page.click(f"#candidates li[data-unit-id='{PATROL_UNIT}'] button")
+    page.wait_for_selector("#detail tr[data-assignment-id]")
+    screenshot(page, "console-alert-detail")
+    page.click("button[data-act='resolve']")
+    page.select_option("#resolve-form select[name='outcome']", "false_alarm")
+    page.fill("#resolve-form input[name='note']", "owner found it")
+    page.click("#resolve-form button[type='submit']")
+    page.wait_for_selector("#detail-state:has-text('Resolved')")
+
+    state, outcome, note, resolved_by = db.execute(
+        "SELECT state, outcome, resolution_note, resolved_by FROM alerts WHERE alert_id = %s", (alert_id,)
+    ).fetchone()
+    assert (state, outcome, note, resolved_by) == ("resolved", "false_alarm", "owner found it", "alice")
+    steps = db.execute(
+        "SELECT action, to_state, actor FROM alert_transitions WHERE alert_id = %s ORDER BY transition_id", (alert_id,)
+    ).fetchall()
+    assert [s[0] for s in steps] == ["raised", "acknowledge", "assign", "resolve"]
+    assert all(actor == "alice" for action, _, actor in steps if action != "raised")
+    assert steps[-1][1] == "resolved"
+    (unit,) = db.execute("SELECT unit_id FROM assignments WHERE alert_id = %s", (alert_id,)).fetchone()
+    assert unit == PATROL_UNIT
+    assert not page.errors
+
+
+def test_a_patrol_user_sees_and_works_only_its_own_assignments(console, new_page, db):
+    """The patrol view lists the signed-in unit's assignment and not another unit's; accept, on scene and clear
+    with an outcome from the phone reach the database, and the last unit to clear resolves the alert."""
+    op = console.client("operator")
+    mine = raise_manual(op, note="mine")
+    theirs = raise_manual(op, type="fraud", note="theirs")
+    assign(op, mine["alert_id"], PATROL_UNIT)
+    assign(op, theirs["alert_id"], OTHER_UNIT)
+
+    page = new_page(390, 844, is_mobile=True, has_touch=True)
+    sign_in(page, f"{console.url}/patrol", "rider", PASSWORD)
+    page.wait_for_selector("article.job")
+    jobs = page.query_selector_all("article.job")
+    assert [j.get_attribute("data-alert-id") for j in jobs] == [str(mine["alert_id"])]
+    assert f"#{theirs['alert_id']}" not in page.inner_text("body")
+    assert page.query_selector(".minimap .target") is not None  # where to go
+    screenshot(page, "patrol-assignment")
+    page.click("article.job button[data-act='accept']")
+    page.wait_for_selector("article.job button[data-act='on-scene']")
+    page.click("article.job button[data-act='on-scene']")
+    page.wait_for_selector("article.job .ast-on_scene")
+    page.select_option("article.job select[name='outcome']", "handled")
+    page.click("article.job button[data-act='clear']")
+    page.wait_for_selector("#jobs .empty")
+    row = db.execute(
+        "SELECT state, accepted_at IS NOT NULL, on_scene_by, outcome FROM assignments WHERE alert_id = %s",
+        (mine["alert_id"],),
+    ).fetchone()
+    assert row == ("cleared", True, "api", "handled")
+    assert db.execute("SELECT state FROM alerts WHERE alert_id = %s", (mine["alert_id"],)).fetchone()[0] == "resolved"
+    theirs_state = db.execute("SELECT state FROM assignments WHERE alert_id = %s", (theirs["alert_id"],)).fetchone()
+    assert theirs_state == ("assigned",)
+    screenshot(page, "patrol-cleared")
+
+    other = new_page(390, 844)
+    sign_in(other, f"{console.url}/patrol", "rider2", PASSWORD)
+    other.wait_for_selector("article.job")
+    assert [j.get_attribute("data-alert-id") for j in other.query_selector_all("article.job")] == [
+        str(theirs["alert_id"])
+    ]
+    console_page = new_page()
+    sign_in(console_page, console.url, "rider", PASSWORD)  # a patrol sign-in at the console lands on its view
+    console_page.wait_for_url(re.compile(r".*/patrol$"))
+    assert not page.errors and not other.errors
+
+
+def _seed_reports(db, config, console):
+    """Alerts of several types with met and missed tiers, a dead letter, device traffic and crowd counts."""
+    op = console.client("operator")
+    now = datetime.now(UTC)
+    raised = [raise_manual(op, type=t) for t in ("theft", "theft", "fight", "fraud")]
+    for i, alert in enumerate(raised):
+        with db.transaction():
+            actions.dispatch_alert(db, config=config, alert_id=alert["alert_id"], now=now)
+        first = db.execute(
+            "SELECT assignment_id FROM assignments WHERE alert_id = %s ORDER BY assignment_id LIMIT 1",
+            (alert["alert_id"],),
+        ).fetchone()
+        if first and i % 2 == 0:
+            with db.transaction():
+                actions.on_scene(db, config=config, assignment_id=first[0], by="api", at=None, actor="test")
+    past = datetime.now(UTC) - timedelta(seconds=1)  # the rest run out: missed, and escalated
+    db.execute("UPDATE alert_tiers SET deadline_at = %s, next_check_at = %s WHERE state = 'pending'", (past, past))
+    for due in store.due_tiers(db, now=datetime.now(UTC)):
+        with db.transaction():
+            actions.check_tier(db, config=config, alert_id=due["alert_id"], tier=due["tier"], now=datetime.now(UTC))
+    events = [
+        Event(
+            event_id=uuid.uuid4(),
+            device_id="lotus-cam-square",
+            site_id="lotus",
+            kind=EventKind.CROWD_COUNT,
+            code="count",
+            occurred_at=now - timedelta(minutes=50 - 5 * i),
+            received_at=now - timedelta(minutes=50 - 5 * i),
+            device_time=None,
+            clock=ClockStatus.OK,
+            source_format="hikvision",
+            topic="t/devices/lotus-cam-square/events",
+            zone="square",
+            count=c,
+        )
+        for i, c in enumerate([4, 6, 9, 14, 22, 31, 27, 18, 12, 8])
+    ]
+    store.ensure_partitions(db, days={e.occurred_at.date() for e in events}, cache=store.PartitionCache())
+    letter = DeadLetter(
+        topic="watchpost/devices/lotus-gate-n/events",
+        payload=b"<EventNotificationAlert><broken>",
+        reason=DeadReason.MALFORMED_XML,
+        detail="mismatched tag: line 1, column 34",
+        received_at=now,
+    )
+    with db.transaction():
+        store.insert_events(db, events=events)
+        store.insert_dead_letters(db, letters=[letter])
+
+
+def test_the_dashboards_and_the_map_render_with_data(console, console_config, new_page, db):
+    """Compliance by tier and site, alerts per type, the zero-case board, device health, dead letters and crowd
+    counts all render from the API's data; the map draws sites, zones, devices and every unit offline."""
+    _seed_reports(db, console_config, console)
+    page = new_page(1440, 1500)
+    sign_in(page, console.url, "alice", PASSWORD)
+    _console_ready(page)
+    page.click("#nav button[data-view='dash']")
+    page.wait_for_selector("#view-dash[data-loaded]")
+    tier1 = page.inner_text("#dash-compliance .tile[data-tier='1'] .tile-value")
+    assert re.fullmatch(r"\d+%", tier1), tier1
+    assert page.query_selector_all("#dash-alerts svg rect"), "no bars of alerts per type"
+    assert "Theft reported" in page.inner_text("#alert-totals")
+    cards = page.query_selector_all("#dash-zero .zero-card")
+    assert {c.get_attribute("data-site") for c in cards} == {"lotus", "bamboo"}
+    assert page.query_selector("#dash-zero .zero-card.cases[data-site='lotus']")
+    assert len(page.query_selector_all("#device-table tr")) == len(console_config.devices) + 1
+    assert "malformed_xml" in page.inner_text("#dead-table")
+    assert page.query_selector("#dash-crowd svg.chart path")
+    for bucket in ("week", "month", "quarter"):
+        page.select_option("#dash-alerts select[name='bucket']", bucket)
+        page.wait_for_function("() => document.querySelectorAll('#dash-alerts svg rect').length > 0")
+    page.select_option("#dash-alerts select[name='bucket']", "day")
+    page.wait_for_timeout(500)
+    screenshot(page, "console-dashboards", full_page=True)
+
+    page.click("#nav button[data-view='map']")
+    page.wait_for_function(f"() => document.querySelectorAll('#map-svg g.unit').length === {len(console_config.units)}")
+    assert len(page.query_selector_all("#map-svg .device")) == sum(1 for d in console_config.devices if d.position)
+    assert len(page.query_selector_all("#map-svg path.zone")) == sum(len(s.zones) for s in console_config.sites)
+    assert page.query_selector("#map-svg image") is None  # no tile server configured: nothing fetched
+    screenshot(page, "console-map")
+    page.click(".map-controls button[data-site='lotus']")
+    page.wait_for_timeout(400)
+    screenshot(page, "console-map-lotus")
+    assert not page.errors
+
+
+def test_the_language_switches_between_chinese_and_english_and_is_remembered(console, new_page, db):
+    """The toggle turns the console from English to Simplified Chinese and back; a reload keeps the choice."""
+    raise_manual(console.client("operator"))
+    page = new_page()
+    sign_in(page, console.url, "alice", PASSWORD, lang="en")
+    _console_ready(page)
+    assert page.inner_text("#nav button[data-view='queue']") == "Alert queue"
+    assert "Theft reported" in page.inner_text("#queue tbody")
+    page.click("header .lang-toggle")
+    assert page.inner_text("#nav button[data-view='queue']") == "警情队列"
+    page.wait_for_function("() => document.querySelector('#queue tbody').innerText.includes('盗窃警情')")
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    page.reload()
+    _console_ready(page)
+    assert page.inner_text("#nav button[data-view='dash']") == "统计看板"
+    screenshot(page, "console-queue-zh")
+    page.click("header .lang-toggle")
+    assert page.inner_text("#nav button[data-view='dash']") == "Dashboards"
+    assert not page.errors
+
+
+def test_a_role_is_offered_only_what_it_may_do(console, new_page, db):
+    """An auditor gets the queue (polled) and the dashboards but no map and no actions; an operator cannot cancel;
+    a supervisor can."""
+    alert = raise_manual(console.client("operator"))
+    offered = {}
+    for user in ("audit", "alice", "chief"):
+        page = new_page()
+        sign_in(page, console.url, user, PASSWORD)
+        page.wait_for_selector(f"#queue tbody tr[data-alert-id='{alert['alert_id']}']")
+        page.click(f"#queue tbody tr[data-alert-id='{alert['alert_id']}']")
+        page.wait_for_selector(".detail-head")
+        views = [b.get_attribute("data-view") for b in page.query_selector_all("#nav button")]
+        acts = [b.get_attribute("data-act") for b in page.query_selector_all("#detail .actions button")]
+        offered[user] = (views, acts)
+        assert not page.errors
+    assert offered["audit"] == (["queue", "dash"], [])
+    assert offered["alice"] == (["queue", "map", "dash"], ["acknowledge", "assign", "escalate", "resolve"])
+    assert offered["chief"][1] == ["acknowledge", "assign", "escalate", "resolve", "cancel"]
