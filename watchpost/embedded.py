@@ -113,10 +113,13 @@ class _Process:
             self.proc.kill()
 
 
-def start_mosquitto(data_dir: Path, services: EmbeddedServices, *, production_conf: Path) -> str | None:
+def start_mosquitto(
+    data_dir: Path, services: EmbeddedServices, *, production_conf: Path, port: int | None = None
+) -> str | None:
     """Start a private Mosquitto on loopback with the deployment's queue and persistence settings.
 
-    Returns its URL, or None when no ``mosquitto`` binary is installed. Authentication and
+    Returns its URL, or None when no ``mosquitto`` binary is installed. Started again with the
+    same folder and port, it is the same broker after a restart (its persisted sessions). Authentication and
     TLS lines are left out (loopback only); everything that decides whether messages are
     held or dropped is kept, so what runs here behaves like production.
     """
@@ -124,7 +127,7 @@ def start_mosquitto(data_dir: Path, services: EmbeddedServices, *, production_co
     if binary is None:
         return None
     data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     skip = (
         "listener",
         "allow_anonymous",

@@ -266,32 +266,40 @@ export class Dashboards {
     );
   }
 
-  /** People per camera zone: the observations route when the deployment has it, else counts devices report. */
+  /** People per camera zone: what Watchpost counts (/observations, per camera) and what devices report. */
   async crowd() {
     const body = this.cards["dash-crowd"];
     const since = isoDaysAgo(0.25);
-    let rows = null;
-    let source = "crowd_source_obs";
-    try {
-      rows = await this.ctx.api.get("/observations", { since, limit: 5000 });
-    } catch (err) {
-      if (err.status !== 404 && err.status !== 405) throw err;
-    }
-    if (rows === null && this.ctx.may("read events")) {
-      source = "crowd_source_events";
-      rows = await this.ctx.api.get("/events", { kind: "crowd_count", since, limit: 1000 });
-    }
     const points = new Map();
-    for (const r of Array.isArray(rows) ? rows : []) {
-      const value = r.value ?? r.count;
-      const at = r.at || r.time || r.observed_at || r.occurred_at;
-      if (value === null || value === undefined || !at) continue;
-      const key = `${r.device_id || r.camera || ""}${r.zone ? " / " + r.zone : ""}`;
+    const add = (key, at, value) => {
+      if (value === null || value === undefined || !at) return;
       if (!points.has(key)) points.set(key, []);
       points.get(key).push([ms(at), Number(value)]);
+    };
+    const sources = new Set();
+    if (this.ctx.may("read observations")) {
+      const devices = await this.ctx.api.get("/stats/devices").catch(() => []);
+      for (const cam of devices.filter((d) => d.kind === "camera")) {
+        let obs = null;
+        try {
+          obs = await this.ctx.api.get("/observations", { device: cam.device_id, since });
+        } catch (err) {
+          if (![404, 405, 422].includes(err.status)) throw err;
+        }
+        for (const s of obs ? obs.series : []) {
+          for (const pt of s.points) add(`${cam.device_id} / ${s.zone_name || s.zone}`, pt.at, pt.mean);
+        }
+        if (obs && obs.series.some((x) => x.points.length)) sources.add("crowd_source_obs");
+      }
     }
+    if (this.ctx.may("read events")) {
+      const rows = await this.ctx.api.get("/events", { kind: "crowd_count", since, limit: 1000 });
+      for (const r of rows) add(`${r.device_id}${r.zone ? " / " + r.zone : ""} (${t("crowd_reported")})`, r.occurred_at, r.count);
+      if (rows.length) sources.add("crowd_source_events");
+    }
+    const source = [...sources].map((x) => t(x)).join(" · ");
     if (!points.size) return body.replaceChildren(el("p.empty", { id: "crowd-empty" }, t("crowd_empty")));
     const series = [...points.entries()].map(([name, pts]) => ({ name, points: pts.sort((a, b) => a[0] - b[0]) }));
-    body.replaceChildren(lineChart(series, { time: true, width: body.clientWidth || 560, height: 220 }), legend(series), el("p.muted", null, t(source)));
+    body.replaceChildren(lineChart(series, { time: true, width: body.clientWidth || 560, height: 220 }), legend(series), el("p.muted", null, source));
   }
 }

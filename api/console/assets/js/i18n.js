@@ -175,6 +175,7 @@ const zh = {
   detail: "说明",
   crowd_source_obs: "来源：观测数据",
   crowd_source_events: "来源：设备上报的人数",
+  crowd_reported: "设备上报",
   crowd_empty: "暂无人数数据（人群计数接入后显示）",
   last_hours: "近 {n} 小时",
   // patrol
@@ -362,6 +363,7 @@ const en = {
   detail: "Detail",
   crowd_source_obs: "Source: observations",
   crowd_source_events: "Source: counts reported by devices",
+  crowd_reported: "reported",
   crowd_empty: "No people counts yet (shown once crowd counting reports)",
   last_hours: "Last {n} hours",
   my_unit: "My unit",
