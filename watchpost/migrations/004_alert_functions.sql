@@ -3,7 +3,8 @@
 -- PL/pgSQL, not SQL: its statement plans are cached per session, an SQL function's query is
 -- planned again at every call (0.8 ms against 0.1 ms here).
 
-CREATE FUNCTION wp_ts(t timestamptz) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+-- STABLE like to_char, so that the planner inlines it (a function called per value costs ~15 us).
+CREATE FUNCTION wp_ts(t timestamptz) RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
 $$;
 

@@ -51,7 +51,7 @@ FEED_CHANNEL = "watchpost_feed"  # payload: the new feed id
 WAKE_CHANNEL = "watchpost_dispatch"  # something for the dispatcher: a new alert, a position, an outbox row
 
 _SEVERITY_ORDER = "ARRAY['info', 'minor', 'major', 'critical']"
-_ALERT_COLUMNS = (
+ALERT_COLUMNS = (
     "alert_id, type, severity, state, rule, title, site_id, zone, device_id, lat, lon, dedup_key, count,"
     " first_seen, last_seen, created_at, created_by, updated_at, dispatched_at, acknowledged_at,"
     " acknowledged_by, on_scene_at, resolved_at, resolved_by, outcome, resolution_note, escalations, detail"
@@ -183,7 +183,7 @@ def get_alert_row(conn: psycopg.Connection, alert_id: int, *, for_update: bool =
     """The alert's row; :class:`NotFound` when there is none."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE alert_id = %s{' FOR UPDATE' if for_update else ''}",
+            f"SELECT {ALERT_COLUMNS} FROM alerts WHERE alert_id = %s{' FOR UPDATE' if for_update else ''}",
             (alert_id,),
         ).fetchone()
     if row is None:

@@ -323,11 +323,17 @@ def insert_assignment(
 
 def alert_for_dispatch(conn: psycopg.Connection, alert_id: int) -> tuple[dict[str, Any], bool]:
     """The alert's row and whether its tier clocks have started, in one round trip."""
-    from watchpost.store.alerts import get_alert_row
+    from watchpost.store.alerts import ALERT_COLUMNS
 
-    row = get_alert_row(conn, alert_id)
-    started = conn.execute("SELECT EXISTS (SELECT 1 FROM alert_tiers WHERE alert_id = %s)", (alert_id,)).fetchone()
-    return row, bool(started and started[0])
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            f"SELECT {ALERT_COLUMNS}, EXISTS (SELECT 1 FROM alert_tiers t WHERE t.alert_id = alerts.alert_id)"
+            " AS tiers_started FROM alerts WHERE alert_id = %s",
+            (alert_id,),
+        ).fetchone()
+    if row is None:
+        raise NotFound(f"no alert {alert_id}")
+    return row, bool(row.pop("tiers_started"))
 
 
 def get_assignment(conn: psycopg.Connection, assignment_id: int, *, for_update: bool = False) -> dict[str, Any]:
