@@ -186,3 +186,19 @@ def test_a_surge_of_face_captures_is_judged_against_the_entrances_own_baseline(d
     (raised,) = ingest(db, engine, [e for p in more for e in events_from(config, "lotus-face-n", p)])
     alert = store.get_alert_row(db, raised.alert_id)
     assert alert["type"] == "face_capture_surge" and alert["detail"]["in_window"] == 41
+
+
+def test_repeats_within_one_batch_are_one_alert_with_their_count(db, config, engine):
+    """Three forced-door reports of one gate in one batch raise one alert counting 3, with all three events."""
+    now = datetime.now(UTC)
+    events = [
+        e
+        for i in range(3)
+        for e in events_from(
+            config, "lotus-gate-s", canonical_payload("access", "forced_open", at=now + timedelta(milliseconds=10 * i))
+        )
+    ]
+    (raised,) = ingest(db, engine, events)
+    alert = store.get_alert_row(db, raised.alert_id)
+    assert raised.created and alert["count"] == 3 and alert["last_seen"] > alert["first_seen"]
+    assert len(store.alert_sources(db, raised.alert_id)) == 3

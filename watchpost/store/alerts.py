@@ -78,7 +78,14 @@ class Raised:
 
 
 def raise_alert(
-    conn: psycopg.Connection, *, draft: AlertDraft, window_s: int | None, actor: str, fold: bool = True
+    conn: psycopg.Connection,
+    *,
+    draft: AlertDraft,
+    window_s: int | None,
+    actor: str,
+    fold: bool = True,
+    sightings: int = 1,
+    last_seen: datetime | None = None,
 ) -> Raised:
     """Raise ``draft``, or fold it into the open alert with its key seen within ``window_s``.
 
@@ -86,8 +93,10 @@ def raise_alert(
     severity and merges ``detail``; it appends an ``updated`` feed entry. A new alert
     appends ``raised`` and wakes the dispatcher. ``window_s`` None means any open alert
     with the key; ``fold`` False leaves an open alert untouched (a condition checked on a
-    timer is one sighting, however often it is checked). Runs in the caller's transaction.
+    timer is one sighting, however often it is checked). ``sightings`` repeats seen together
+    (one batch) count as that many, the last at ``last_seen``. Runs in the caller's transaction.
     """
+    last = max(last_seen or draft.occurred_at, draft.occurred_at)
     lock_alerts(conn)
     oldest = (
         draft.occurred_at - timedelta(seconds=window_s)
@@ -104,19 +113,19 @@ def raise_alert(
     if row is not None:
         alert_id = int(row[0])
         updated = conn.execute(
-            "UPDATE alerts SET count = count + 1, last_seen = greatest(last_seen, %s), updated_at = now(),"
+            "UPDATE alerts SET count = count + %s, last_seen = greatest(last_seen, %s), updated_at = now(),"
             f" severity = CASE WHEN array_position({_SEVERITY_ORDER}, %s::text)"
             f"   > array_position({_SEVERITY_ORDER}, severity) THEN %s ELSE severity END,"
             " detail = detail || %s WHERE alert_id = %s RETURNING count",
-            (draft.occurred_at, draft.severity.value, draft.severity.value, Jsonb(dict(draft.detail)), alert_id),
+            (sightings, last, draft.severity.value, draft.severity.value, Jsonb(dict(draft.detail)), alert_id),
         ).fetchone()
         _link_events(conn, alert_id, draft)
         append_feed(conn, kind="updated", alert_id=alert_id)
         return Raised(alert_id=alert_id, created=False, count=int(updated[0]) if updated else 0)
     new = conn.execute(
         "INSERT INTO alerts (type, severity, rule, title, site_id, zone, device_id, lat, lon, dedup_key,"
-        " first_seen, last_seen, created_by, detail)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING alert_id",
+        " first_seen, last_seen, created_by, detail, count)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING alert_id",
         (
             draft.type,
             draft.severity.value,
@@ -129,9 +138,10 @@ def raise_alert(
             draft.lon,
             draft.dedup_key,
             draft.occurred_at,
-            draft.occurred_at,
+            last,
             actor,
             Jsonb(dict(draft.detail)),
+            sightings,
         ),
     ).fetchone()
     assert new is not None
@@ -148,7 +158,7 @@ def raise_alert(
     )
     append_feed(conn, kind="raised", alert_id=alert_id)
     wake_dispatcher(conn, f"alert:{alert_id}")
-    return Raised(alert_id=alert_id, created=True, count=1)
+    return Raised(alert_id=alert_id, created=True, count=sightings)
 
 
 def _link_events(conn: psycopg.Connection, alert_id: int, draft: AlertDraft) -> None:
