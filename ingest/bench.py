@@ -35,6 +35,7 @@ from ingest.mqtt import BrokerAddress, Publisher, RawCounter
 from ingest.normalise import Normaliser
 from ingest.pipeline import IngestWorker
 from ingest.simulator import traffic
+from ingest.writer import DetectorFactory
 from watchpost import store
 from watchpost.config import Route, WatchpostConfig
 from watchpost.model import ReceivedMessage
@@ -54,8 +55,13 @@ def run_ingest_bench(
     seconds: float,
     as_json: bool,
     repeat: int = 3,
+    detector_factory: DetectorFactory | None = None,
 ) -> int:
-    """Run the three measurements and print them (or one JSON object); return the exit status."""
+    """Run the three measurements and print them (or one JSON object); return the exit status.
+
+    The worker processes run the configured rule detectors (as ``watchpost ingest`` does); the
+    latency run does when ``detector_factory`` is given.
+    """
     tag = uuid.uuid4().hex[:8]
     cfg = _bench_config(config, tag)
     broker = BrokerAddress.parse(broker_url)
@@ -87,7 +93,9 @@ def run_ingest_bench(
             if cpu:
                 say(f"bench:   worker CPU per message: {statistics.median(cpu):.0f} us (all worker processes)")
         say(f"bench: latency at {rate:,.0f} msg/s offered for {seconds:.0f} s (1 worker)...")
-        p50, p99, offered = _latency(broker, _bench_config(config, f"{tag}lat"), db_url, rate=rate, seconds=seconds)
+        p50, p99, offered = _latency(
+            broker, _bench_config(config, f"{tag}lat"), db_url, rate=rate, seconds=seconds, detectors=detector_factory
+        )
 
     report = {
         "raw_msgs_per_s": round(raw, 1),
@@ -342,7 +350,13 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _latency(
-    broker: BrokerAddress, config: WatchpostConfig, db_url: str, *, rate: float, seconds: float
+    broker: BrokerAddress,
+    config: WatchpostConfig,
+    db_url: str,
+    *,
+    rate: float,
+    seconds: float,
+    detectors: DetectorFactory | None = None,
 ) -> tuple[float, float, float]:
     corpus = _corpus(config, max(1, int(rate * seconds)), seed=99)
     index = {payload: i for i, (_, payload) in enumerate(corpus)}
@@ -358,7 +372,12 @@ def _latency(
     with store.connect(db_url) as conn:
         conn.execute("TRUNCATE events, event_keys, dead_letters")
     worker = IngestWorker(
-        config=config, database_url=db_url, broker=broker, worker_id="bench-latency", on_commit=on_commit
+        config=config,
+        database_url=db_url,
+        broker=broker,
+        worker_id="bench-latency",
+        on_commit=on_commit,
+        detector_factory=detectors,
     ).start()
     try:
         if not worker.wait_ready(15):

@@ -686,7 +686,10 @@ def _cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
     assert services.database_url
     try:
         broker_url = _bench_broker(args, settings, services)
+        from detectors.rules import RuleEngine
+
         return run_ingest_bench(
+            detector_factory=RuleEngine,
             config=config,
             database_url=services.database_url,
             broker_url=broker_url,
