@@ -27,11 +27,12 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from api.auth import Action, Authenticator, Principal, authenticate, bearer_scheme, require
+from api.auth import Action, Authenticator, Principal, allowed, authenticate, bearer_scheme, require
 from api.dependencies import Conn
 from api.feed import FeedHub
-from api.routes import access, alerts, console, hotlists, observations, reports, streams, units
+from api.routes import access, alerts, console, hotlists, observations, privacy, reports, streams, units
 from api.routes.common import responses
+from api.schemas import EventOut
 from watchpost import metrics, store
 from watchpost.config import WatchpostConfig
 from watchpost.model import Conflict, DeadReason, EventKind, NotFound
@@ -41,30 +42,6 @@ __all__ = ["create_app"]
 log = logging.getLogger("watchpost.api")
 
 HealthSource = Callable[[], dict[str, Any]]
-
-
-class EventOut(BaseModel):
-    """A stored event."""
-
-    event_id: str
-    occurred_at: datetime
-    received_at: datetime
-    device_time: datetime | None
-    clock: str = Field(description="ok, no_time, zero_date, ahead or behind: how far the device clock is trusted")
-    device_id: str
-    site_id: str
-    kind: str
-    code: str
-    source_format: str
-    topic: str
-    ref: str | None
-    plate: str | None
-    confidence: float | None
-    repeat: bool
-    zone: str | None
-    count: int | None
-    state: str | None
-    attributes: dict[str, Any]
 
 
 class DeadLetterOut(BaseModel):
@@ -163,7 +140,7 @@ def create_app(
     app.state.authenticator = authenticator
     app.state.heartbeat_s = heartbeat_s
     _handle_errors(app)
-    for module in (access, alerts, units, hotlists, observations, reports, streams, console):
+    for module in (access, alerts, units, hotlists, observations, reports, streams, privacy, console):
         app.include_router(module.router)
     app.mount("/assets", console.assets(), name="assets")
 
@@ -238,10 +215,13 @@ def create_app(
         ] = None,
         before: Annotated[datetime | None, Query(description="Only events that occurred before this")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        purpose: privacy.Purpose = None,
     ) -> list[dict[str, Any]]:
         for name, value in (("since", since), ("before", before)):
             if value is not None and value.tzinfo is None:
                 raise HTTPException(422, detail=f"{name} must carry a time zone, e.g. 2026-11-23T08:00:00Z")
+        if purpose is not None and not allowed(principal, Action.LOOK_UP_PERSONAL):
+            raise HTTPException(403, detail=f"role {principal.role} may not {Action.LOOK_UP_PERSONAL.value}")
         rows = store.recent_events(
             conn,
             limit=limit,
@@ -251,6 +231,20 @@ def create_app(
             since=since,
             before=before,
         )
+        if purpose is None:
+            rows = privacy.redact(rows)  # plates withheld, face captures left out: no purpose, no personal data
+        else:
+            query = {
+                "device": device,
+                "site": site,
+                "kind": kind.value if kind else None,
+                "limit": limit,
+                "since": since.isoformat() if since else None,
+                "before": before.isoformat() if before else None,
+            }
+            privacy.audited(
+                conn, principal, action="events", query=query, purpose=purpose, count=privacy.personal(rows)
+            )
         return [{**r, "event_id": str(r["event_id"])} for r in rows]
 
     @app.get(

@@ -180,6 +180,8 @@ class Action(StrEnum):
     EDIT_HOTLISTS = "change hotlists"
     READ_SITES = "read sites and devices"
     READ_EVENTS = "read events"
+    LOOK_UP_PERSONAL = "look up plates and face captures"
+    READ_AUDIT = "read the audit log"
     READ_OBSERVATIONS = "read observations"
     READ_STATS = "read statistics"
     READ_METRICS = "read metrics"
@@ -198,6 +200,7 @@ _OPERATOR = {
     Action.READ_HOTLISTS,
     Action.READ_SITES,
     Action.READ_EVENTS,
+    Action.LOOK_UP_PERSONAL,
     Action.READ_OBSERVATIONS,
     Action.READ_STATS,
     Action.READ_METRICS,
@@ -207,8 +210,10 @@ _OPERATOR = {
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
     "operator": frozenset(_OPERATOR),
     "supervisor": frozenset(_OPERATOR | {Action.CANCEL_ALERTS, Action.EDIT_HOTLISTS, Action.SET_UNIT_STATUS}),
-    "admin": frozenset(Action),
-    "auditor": frozenset({Action.READ_ALERTS, Action.READ_STATS}),
+    # Only the auditor reads the audit log: an administrator must not be able to review (or
+    # learn to evade) the record of their own look-ups.
+    "admin": frozenset(set(Action) - {Action.READ_AUDIT}),
+    "auditor": frozenset({Action.READ_ALERTS, Action.READ_STATS, Action.READ_AUDIT}),
     "patrol": frozenset(
         {
             Action.READ_ALERTS,

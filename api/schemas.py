@@ -539,3 +539,64 @@ class ConsoleSettingsOut(BaseModel):
     on_scene_radius_m: float
     outcomes: list[str] = Field(description="Outcomes an alert or assignment may close with")
     map: MapSettingsOut
+
+
+# --- privacy ------------------------------------------------------------------------------------
+
+
+class AuditEntryOut(BaseModel):
+    """One look at personal data."""
+
+    id: int
+    at: datetime
+    actor: str
+    role: str
+    action: str
+    query: dict[str, Any]
+    purpose: str
+    result_count: int
+    prev_hash: str = Field(description="SHA-256 of the previous entry (hex)")
+    hash: str = Field(description="SHA-256 of the previous hash and this entry's content (hex)")
+
+
+class AuditChainOut(BaseModel):
+    """Whether the chain of hashes is intact from the first entry to the last."""
+
+    ok: bool
+    rows: int
+    first_broken_id: int | None
+    reason: str
+
+
+class AuditOut(BaseModel):
+    """Audit entries, newest first, and the chain's state."""
+
+    entries: list[AuditEntryOut]
+    chain: AuditChainOut
+
+
+# --- events -------------------------------------------------------------------------------------
+
+
+class EventOut(BaseModel):
+    """A stored event."""
+
+    event_id: str
+    occurred_at: datetime
+    received_at: datetime
+    device_time: datetime | None
+    clock: str = Field(description="ok, no_time, zero_date, ahead or behind: how far the device clock is trusted")
+    device_id: str
+    site_id: str
+    kind: str
+    code: str
+    source_format: str
+    topic: str
+    ref: str | None
+    plate: str | None
+    confidence: float | None
+    repeat: bool
+    zone: str | None
+    count: int | None
+    state: str | None
+    attributes: dict[str, Any]

@@ -10,11 +10,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from fastapi import status as http
 
-from api.auth import Action, Principal, require
+from api.auth import Action, Principal, allowed, require
 from api.dependencies import Config, Conn
+from api.routes import privacy
 from api.routes.common import aware, invalid, responses
 from api.schemas import (
     AlertDetailOut,
@@ -98,13 +99,38 @@ def list_alerts(
     responses=responses(403, 404),
 )
 def get_alert(
-    conn: Conn, alert_id: AlertId, principal: Annotated[Principal, require(Action.READ_ALERTS)]
+    conn: Conn,
+    alert_id: AlertId,
+    principal: Annotated[Principal, require(Action.READ_ALERTS)],
+    purpose: Annotated[
+        str | None,
+        Query(
+            min_length=5,
+            max_length=500,
+            description="Why you need the source events' plates and face captures"
+            " (audited); without it they are withheld",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     alert = visible_alert(conn, alert_id, principal)
     timeline = store.alert_timeline(conn, alert_id)
     if principal.patrol:  # what other units did is not this unit's to see
         timeline = [t for t in timeline if t["detail"].get("unit_id") in (None, principal.unit)]
-    return {"alert": alert, "timeline": timeline, "sources": store.alert_sources(conn, alert_id)}
+    sources = store.alert_sources(conn, alert_id)
+    if purpose is None:
+        sources = privacy.redact(sources)
+    else:
+        if not allowed(principal, Action.LOOK_UP_PERSONAL):
+            raise HTTPException(403, detail=f"role {principal.role} may not {Action.LOOK_UP_PERSONAL.value}")
+        privacy.audited(
+            conn,
+            principal,
+            action="alert source events",
+            query={"alert_id": alert_id},
+            purpose=purpose,
+            count=privacy.personal(sources),
+        )
+    return {"alert": alert, "timeline": timeline, "sources": sources}
 
 
 @router.get(

@@ -72,6 +72,8 @@ def test_events_are_listed_newest_first_and_filtered(client, db):
         "lotus-gate-n",
     ]
     (plate,) = client.get("/events", params={"kind": "plate_read"}).json()
+    assert plate["plate"] is None  # withheld without a stated purpose (tests/api/test_privacy_api.py)
+    (plate,) = client.get("/events", params={"kind": "plate_read", "purpose": "test of the listing"}).json()
     assert plate["plate"] == "浙A12345"
     assert client.get("/events", params={"device": "lotus-gate-n", "limit": 1}).json()[0]["code"] == "forced_open"
 

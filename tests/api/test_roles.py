@@ -44,6 +44,10 @@ MATRIX = [
     ("GET", "/sites", None, CONSOLE),
     ("GET", "/devices", None, CONSOLE),
     ("GET", "/events", None, CONSOLE),
+    ("GET", "/events?purpose=case 2026-117", None, CONSOLE),
+    ("GET", "/alerts/{alert}?purpose=case 2026-117", None, CONSOLE),
+    ("GET", "/plates/{plate}/sightings?purpose=case 2026-117", None, CONSOLE),
+    ("GET", "/audit", None, {"auditor"}),
     ("GET", "/observations?device=lotus-cam-square", None, CONSOLE),
     ("GET", "/dead-letters", None, CONSOLE),
     ("GET", "/dead-letters/counts", None, CONSOLE),
@@ -88,7 +92,9 @@ def test_every_route_without_a_credential_is_401(api):
     c = api.client()
     for method, path, body, _ in MATRIX:
         r = c.request(
-            method, path.format(alert=1, other_alert=1, assignment=1, unit="x", entry=1, list_name="plates"), json=body
+            method,
+            path.format(alert=1, other_alert=1, assignment=1, unit="x", entry=1, list_name="plates", plate="A1"),
+            json=body,
         )
         assert r.status_code == 401, (method, path, r.status_code)
 
@@ -109,6 +115,7 @@ def test_role_matrix(api, role):
         "unit": PATROL_UNIT,
         "entry": entry.json()["entry_id"],
         "list_name": "plates",
+        "plate": "浙A12345",
     }
     c = api.client(role)
     for method, path, body, allowed in MATRIX:

@@ -12,6 +12,7 @@ import psycopg as _psycopg
 
 from watchpost.config import WatchpostConfig as _Config
 from watchpost.store import alerts as _alerts
+from watchpost.store import audit as _audit
 from watchpost.store import crowd as _crowd
 from watchpost.store import dispatch as _dispatch
 from watchpost.store import events as _events
@@ -19,6 +20,7 @@ from watchpost.store import privacy as _privacy
 from watchpost.store import rules as _rules
 from watchpost.store import stats as _stats
 from watchpost.store.alerts import *  # noqa: F403
+from watchpost.store.audit import *  # noqa: F403
 from watchpost.store.crowd import *  # noqa: F403
 from watchpost.store.dispatch import *  # noqa: F403
 from watchpost.store.events import *  # noqa: F403
@@ -38,6 +40,7 @@ def sync_configuration(conn: _psycopg.Connection, *, config: _Config) -> None:
 
 __all__ = [
     *_alerts.__all__,
+    *_audit.__all__,
     *_crowd.__all__,
     *_dispatch.__all__,
     *_events.__all__,

@@ -43,6 +43,7 @@ __all__ = [
     "list_dead_letters",
     "migrate",
     "open_pool",
+    "plate_sightings",
     "recent_events",
     "sync_config",
 ]
@@ -451,6 +452,17 @@ def recent_events(
     )
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, (*params, limit)).fetchall()  # type: ignore[arg-type]
+
+
+def plate_sightings(conn: psycopg.Connection, *, plate: str, since: datetime, limit: int) -> list[dict[str, Any]]:
+    """Reads of one (still readable) plate, newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT event_id, occurred_at, received_at, device_time, clock, device_id, site_id, kind, code,"
+            " source_format, topic, ref, plate, confidence, repeat, zone, count, state, attributes"
+            " FROM events WHERE plate = %s AND occurred_at >= %s ORDER BY occurred_at DESC LIMIT %s",
+            (plate, since, limit),
+        ).fetchall()
 
 
 def count_events(conn: psycopg.Connection) -> int:
