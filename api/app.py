@@ -30,6 +30,7 @@ from pydantic import BaseModel, Field
 from api.auth import Action, Authenticator, Principal, allowed, authenticate, bearer_scheme, require
 from api.dependencies import Conn
 from api.feed import FeedHub
+from api.limits import LimitMiddleware
 from api.routes import access, alerts, console, hotlists, observations, privacy, reports, streams, units
 from api.routes.common import responses
 from api.schemas import EventOut
@@ -140,6 +141,7 @@ def create_app(
     app.state.authenticator = authenticator
     app.state.heartbeat_s = heartbeat_s
     _handle_errors(app)
+    app.add_middleware(LimitMiddleware, limits=config.api)
     for module in (access, alerts, units, hotlists, observations, reports, streams, privacy, console):
         app.include_router(module.router)
     app.mount("/assets", console.assets(), name="assets")

@@ -20,7 +20,7 @@ import uvicorn
 
 from api.app import create_app
 from api.auth import hash_password, sha256_hex
-from watchpost.config import AccessConfig, ApiKeyConfig, UserConfig, WatchpostConfig
+from watchpost.config import AccessConfig, ApiKeyConfig, ApiLimits, UserConfig, WatchpostConfig
 
 JWT_SECRET = "test-secret-0123456789abcdef-0123456789"
 PATROL_UNIT = "lotus-ebike-1"
@@ -59,7 +59,9 @@ def _access() -> AccessConfig:
 @pytest.fixture
 def api_config(config: WatchpostConfig) -> WatchpostConfig:
     """The test configuration with a credential for every role."""
-    return config.model_copy(update={"access": _access()})
+    # Tests call far faster than a person: the rate limits are tested on their own (test_limits.py).
+    unlimited = ApiLimits(requests_per_s=100_000, burst=100_000, sign_ins_per_minute=100_000)
+    return config.model_copy(update={"access": _access(), "api": unlimited})
 
 
 class Server:

@@ -612,6 +612,17 @@ class DispatchConfig(_Model):
     tick_s: float = Field(default=0.25, gt=0, le=5, description="How often deadlines and timers are checked")
 
 
+class ApiLimits(_Model):
+    """What one client may ask of an API process (each replica counts for itself)."""
+
+    max_body_bytes: int = Field(default=262_144, ge=1024, description="Larger request bodies are refused (413)")
+    requests_per_s: float = Field(default=20.0, gt=0, description="Sustained requests per credential (or address)")
+    burst: int = Field(default=60, ge=1, description="Requests a credential may make at once before being slowed")
+    sign_ins_per_minute: int = Field(
+        default=10, ge=1, description="Sign-in attempts per address and user name, against password guessing"
+    )
+
+
 class MapConfig(_Model):
     """The console's map: drawn from the configured coordinates, over map tiles only when a tile server is set."""
 
@@ -691,6 +702,7 @@ class WatchpostConfig(_Model):
     dispatch: DispatchConfig = Field(default_factory=DispatchConfig, description="1-3-5 dispatch")
     access: AccessConfig = Field(default_factory=AccessConfig, description="Who may use the API")
     map: MapConfig = Field(default_factory=MapConfig, description="The console's map")
+    api: ApiLimits = Field(default_factory=ApiLimits, description="Request size and rate limits")
 
     @field_validator("timezone")
     @classmethod
