@@ -71,8 +71,12 @@ def traffic(
     start: datetime | None = None,
     step: timedelta | None = None,
     exclude: Collection[str] = (),
+    alarm_scale: float = 1.0,
 ) -> Iterator[tuple[str, bytes]]:
     """An endless, repeatable stream of ``(topic, payload)`` across every configured device.
+
+    ``alarm_scale`` multiplies how often devices alarm (forced doors, buttons, hotlist hits,
+    vibration): 1 is the benchmark mix, the demo uses less so that its few units keep up.
 
     Every payload is a distinct event (distinct ids and times), so a stream of N messages
     should become at least N stored events. Devices in ``exclude`` send nothing (the trackers
@@ -96,7 +100,7 @@ def traffic(
         state = rng.choices(states, cum_weights=weights)[0]
         when = now + step * seq
         local = when.astimezone(zones[state.device.id]).replace(tzinfo=None)  # for formats without a zone
-        yield state.topic, _payload(state, rng, when, local, seq, hot_plates, hot_tags)
+        yield state.topic, _payload(state, rng, when, local, seq, hot_plates, hot_tags, alarm_scale)
 
 
 def _state(config: WatchpostConfig, device: DeviceConfig, rng: random.Random) -> _DeviceState:
@@ -118,11 +122,12 @@ def _payload(
     seq: int,
     hot_plates: list[str],
     hot_tags: list[str],
+    scale: float = 1.0,
 ) -> bytes:
     d = s.device
     s.serial += 1
     fmt = d.format or "canonical"
-    plate = rng.choice(hot_plates) if hot_plates and rng.random() < 0.03 else samples.random_plate(rng)
+    plate = rng.choice(hot_plates) if hot_plates and rng.random() < 0.03 * scale else samples.random_plate(rng)
     if rng.random() < 0.02:
         plate = None  # no read: dirty or missing plate
     if d.kind in ("lpr", "checkpoint"):
@@ -159,7 +164,7 @@ def _payload(
         )
     if d.kind == "gate":
         roll = rng.random()
-        minor = 0x1B if roll < 0.01 else 0x1C if roll < 0.02 else 0x4B if roll < 0.4 else 0x01
+        minor = 0x1B if roll < 0.01 * scale else 0x1C if roll < 0.02 * scale else 0x4B if roll < 0.4 else 0x01
         if fmt == "hikvision":
             return samples.hikvision_access_json(minor=minor, when=when, mac=s.mac, serial_no=s.serial)
         code = {0x1B: "forced_open", 0x1C: "held_open", 0x4B: "face_pass", 0x01: "card_pass"}[minor]
@@ -202,7 +207,7 @@ def _payload(
             )
         return samples.canonical_json(kind="crowd_count", code="periodic", time=when, id=f"sim-{seq}", count=count)
     if d.kind == "alarm_button":
-        pressed = rng.random() < 0.02
+        pressed = rng.random() < 0.02 * scale
         if fmt == "dahua":
             return samples.dahua_alarm_local_text(action="Start" if pressed else "Stop", local_time=local, event_id=seq)
         return samples.canonical_json(
@@ -212,7 +217,11 @@ def _payload(
             id=f"sim-{seq}",
         )
     if d.kind == "rfid_reader":
-        tag = rng.choice(hot_tags) if hot_tags and rng.random() < 0.02 else f"E28011606000{rng.getrandbits(48):012X}"
+        tag = (
+            rng.choice(hot_tags)
+            if hot_tags and rng.random() < 0.02 * scale
+            else f"E28011606000{rng.getrandbits(48):012X}"
+        )
         return samples.canonical_json(
             kind="rfid_read",
             code="tag",
@@ -223,7 +232,7 @@ def _payload(
     if d.kind == "gps_tracker":
         s.lat += rng.gauss(0, 0.0002)
         s.lon += rng.gauss(0, 0.0002)
-        code = "vibration" if rng.random() < 0.01 else "position"
+        code = "vibration" if rng.random() < 0.01 * scale else "position"
         return samples.canonical_json(
             kind="gps_position" if code == "position" else "device_status",
             code=code,
@@ -247,6 +256,7 @@ class Simulator:
         rate: float,
         seed: int | None = None,
         exclude: Collection[str] = (),
+        alarm_scale: float = 1.0,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
@@ -255,6 +265,7 @@ class Simulator:
         self.rate = rate
         self.seed = seed
         self.exclude = frozenset(exclude)
+        self.alarm_scale = alarm_scale
 
     def run(self, *, duration: float = 60.0, stop: threading.Event | None = None) -> int:
         """Publish for ``duration`` seconds (0: until ``stop`` is set); return how many were sent."""
@@ -268,6 +279,7 @@ class Simulator:
                 start=datetime.now(UTC),
                 step=timedelta(seconds=1 / self.rate),
                 exclude=self.exclude,
+                alarm_scale=self.alarm_scale,
             )
             for topic, payload in stream:
                 if stop.is_set() or (duration and time.monotonic() - started >= duration):

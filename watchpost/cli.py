@@ -340,7 +340,8 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             terminals = PatrolTerminals(config=config, broker=broker, api_url=f"http://{host}:{settings.api_port}")
             # The crews report their units' positions; the trackers they carry stay quiet in the device traffic.
             played = {t.unit.tracker for t in terminals.terminals.values() if t.unit.tracker}
-            sim = Simulator(config=config, broker=broker, rate=args.rate, seed=None, exclude=played)
+            # A third of the benchmark's alarm rate: the demo's handful of units can keep up.
+            sim = Simulator(config=config, broker=broker, rate=args.rate, seed=None, exclude=played, alarm_scale=0.3)
             sim_thread = threading.Thread(target=sim.run, kwargs={"duration": 0, "stop": stop}, daemon=True)
             sim_thread.start()
             frames = FrameSimulator(config=config, broker=broker)

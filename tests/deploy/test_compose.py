@@ -37,17 +37,17 @@ def test_compose_file_is_accepted_by_docker_compose():
     assert missing.returncode != 0 and "set " in missing.stderr  # names the secret to set
 
 
-def test_production_topology_two_ingest_workers_two_dispatchers_health_checked_start_order():
-    """Broker and TimescaleDB are health-checked; migrations run first; two of each worker; production mode."""
+def test_production_topology_two_ingest_workers_two_dispatchers_two_api_replicas_health_checked_start_order():
+    """Broker, TimescaleDB and the APIs are health-checked; migrations run first; two of each; production mode."""
     services = _compose()["services"]
-    assert {"mosquitto", "timescaledb", "migrate", "api"} <= set(services)
+    assert {"mosquitto", "timescaledb", "migrate", "api-1", "api-2"} <= set(services)
     ingest = [s for name, s in services.items() if name.startswith("ingest-")]
     dispatch = [s for name, s in services.items() if name.startswith("dispatch-")]
     assert len(ingest) == 2 and len(dispatch) == 2
     assert len({tuple(s["command"]) for s in ingest}) == 2  # distinct worker ids: distinct sessions
-    for name in ("mosquitto", "timescaledb", "api"):
+    for name in ("mosquitto", "timescaledb", "api-1", "api-2"):
         assert "healthcheck" in services[name], name
-    for service in [*ingest, *dispatch, services["api"]]:
+    for service in [*ingest, *dispatch, services["api-1"], services["api-2"]]:
         assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert service["environment"]["WATCHPOST_ENV"] == "production"
     assert "synchronous_commit=on" in services["timescaledb"]["command"]
