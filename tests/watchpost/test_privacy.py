@@ -80,3 +80,23 @@ def test_face_captures_are_deleted_after_their_retention(db, config):
     assert store.enforce_privacy(db, privacy=short, now=now)["face_captures_deleted"] == 1
     refs = {r[0] for r in db.execute("SELECT ref FROM events").fetchall()}
     assert refs == {"f-new", "plate-old"}
+
+
+def test_dead_letters_go_with_the_plate_window_since_their_raw_bytes_cannot_be_hashed(db):
+    """A dead letter last seen 8 days ago is deleted under a 7-day plate window; yesterday's stays."""
+    from watchpost.model import DeadLetter, DeadReason
+
+    now = datetime.now(UTC)
+    letters = [
+        DeadLetter(
+            topic=f"t/{age}",
+            payload=b"<plate>\xe6\xb5\x99A1</plate",
+            reason=DeadReason.MALFORMED_XML,
+            detail="truncated",
+            received_at=now - timedelta(days=age),
+        )
+        for age in (8, 1)
+    ]
+    store.insert_dead_letters(db, letters=letters)
+    assert store.enforce_privacy(db, privacy=PRIVACY, now=now)["dead_letters_deleted"] == 1
+    assert [r[0] for r in db.execute("SELECT topic FROM dead_letters").fetchall()] == ["t/1"]

@@ -1,5 +1,6 @@
 """Privacy enforcement: plates pseudonymised after their readable window with a key per period
-(keys destroyed afterwards), face-capture events deleted after theirs.
+(keys destroyed afterwards), dead letters (raw bytes) deleted then too, face-capture events
+deleted after theirs.
 
 Runs from the ingest workers' maintenance; one worker at a time (an advisory lock). Plates of
 events that raised a hotlist alert stay readable: they are the evidence of a hit.
@@ -50,7 +51,13 @@ def enforce_privacy(conn: psycopg.Connection, *, privacy: PrivacyConfig, now: da
 def _enforce(conn: psycopg.Connection, privacy: PrivacyConfig, now: datetime) -> dict[str, int]:
     unit, fmt = _PERIOD[privacy.key_period]
     cutoff = now - timedelta(days=privacy.plate_readable_days)
-    done = {"plates_hashed": 0, "keys_created": 0, "keys_destroyed": 0, "face_captures_deleted": 0}
+    done = {
+        "plates_hashed": 0,
+        "keys_created": 0,
+        "keys_destroyed": 0,
+        "face_captures_deleted": 0,
+        "dead_letters_deleted": 0,
+    }
     with conn.transaction():
         periods = conn.execute(
             f"SELECT DISTINCT to_char(occurred_at AT TIME ZONE 'UTC', '{fmt}'),"
@@ -91,6 +98,9 @@ def _enforce(conn: psycopg.Connection, privacy: PrivacyConfig, now: datetime) ->
             " WHERE destroyed_at IS NULL AND ends_at <= %s",
             (cutoff,),
         ).rowcount
+        # A dead letter keeps its raw bytes (a plate, a face capture's reference) and cannot be
+        # pseudonymised: it goes when the plates it may carry would have.
+        done["dead_letters_deleted"] = conn.execute("DELETE FROM dead_letters WHERE last_seen < %s", (cutoff,)).rowcount
         done["face_captures_deleted"] = conn.execute(
             "DELETE FROM events WHERE kind = 'face_capture' AND occurred_at < %s",
             (now - timedelta(days=privacy.face_capture_retention_days),),
