@@ -91,7 +91,6 @@ class Dispatcher:
         self._db_ok = False
         self._detail = "starting"
         self._last_pass: datetime | None = None
-        self._next_periodic = 0.0
         self.leading = threading.Event()
         self._dispatch_severities = [s for s, tiers in config.dispatch.severity_tiers.items() if tiers]
 
@@ -162,6 +161,10 @@ class Dispatcher:
             log.info("dispatcher leads: name=%s", self.name)
             listen.execute(f"LISTEN {store.WAKE_CHANNEL}")
             self._open_mqtt()
+            # The clock-driven rules run beside the passes, on their own connection: a slow check
+            # must not hold up the dispatch of an alert that arrives meanwhile.
+            periodic = threading.Thread(target=self._run_periodic, name=f"watchpost-{self.name}-rules", daemon=True)
+            periodic.start()
             while not self._stop.is_set():
                 self._pass(conn)
                 # Wake on the first notification or the tick; then drain the rest, so that a
@@ -173,6 +176,7 @@ class Dispatcher:
             conn.execute("SELECT pg_advisory_unlock(%s)", (DISPATCHER_LOCK,))
             self._leader = False
             self.leading.clear()
+            periodic.join(10)
 
     def _pass(self, conn: psycopg.Connection) -> None:
         self._apply_inbound(conn)
@@ -188,12 +192,21 @@ class Dispatcher:
         for due in store.due_tiers(conn, now=now):
             with conn.transaction():
                 actions.check_tier(conn, config=self.config, alert_id=due["alert_id"], tier=due["tier"], now=now)
-        if time.monotonic() >= self._next_periodic:
-            self._next_periodic = time.monotonic() + _PERIODIC_EVERY_S
-            for task in self._periodic:
-                task(conn, now)
         self._publish(conn)
         self._last_pass = datetime.now(UTC)
+
+    def _run_periodic(self) -> None:
+        """While leading: the clock-driven rules every second, retried after a database error."""
+        while self._leader and not self._stop.is_set():
+            try:
+                with store.connect(self._url, application_name=f"watchpost-{self.name}-rules") as conn:
+                    while self._leader and not self._stop.wait(_PERIODIC_EVERY_S):
+                        now = _now(conn)
+                        for task in self._periodic:
+                            task(conn, now)
+            except Exception:  # the loop boundary: log and try again; the passes go on meanwhile
+                log.exception("clock-driven rules failed, retrying: name=%s", self.name)
+                self._stop.wait(1.0)
 
     def _new_alerts(self, conn: psycopg.Connection) -> list[int]:
         rows = conn.execute(

@@ -128,3 +128,27 @@ def test_a_standby_dispatcher_takes_over_when_the_leader_stops(db, fast, databas
     finally:
         b.stop()
         a.stop()
+
+
+def test_the_leading_dispatcher_runs_the_clock_driven_rules_beside_its_passes(db, fast, database_url, broker_url):
+    """With the sentinel as its periodic task, a dispatcher raises the offline alert of a silent device and
+    dispatches it like any other."""
+    from datetime import timedelta
+
+    from detectors.sentinel import Sentinel
+
+    sentinel = Sentinel(fast)
+    db.execute("INSERT INTO device_seen VALUES ('lotus-sos-1', %s)", (datetime.now(UTC) - timedelta(hours=2),))
+    d = Dispatcher(
+        config=fast,
+        database_url=database_url,
+        broker=BrokerAddress.parse(broker_url),
+        name="d-rules",
+        periodic=[lambda conn, now: sentinel.check(conn, now=now)],
+    ).start()
+    try:
+        alerts = wait_for(lambda: store.list_alerts(db, type_="device_offline"), timeout=10)
+        assert alerts and alerts[0]["device_id"] == "lotus-sos-1"
+        assert wait_for(lambda: store.get_alert_row(db, alerts[0]["alert_id"])["state"] == "dispatched", timeout=10)
+    finally:
+        d.stop()
