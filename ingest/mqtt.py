@@ -9,6 +9,7 @@ thread. :class:`Publisher` sends QoS 1 messages (simulator, benchmarks, tests).
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import struct
 import threading
@@ -99,6 +100,14 @@ class LinkState(StrEnum):
     STOPPED = "stopped"
 
 
+def _no_delay(_client: paho.Client, _userdata: object, sock: object) -> None:
+    """Send small packets at once (no Nagle): a lone alarm must not wait for a delayed ACK (~40 ms)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[attr-defined]
+    except (OSError, AttributeError):
+        pass  # not a TCP socket (a websocket transport): nothing to tune
+
+
 def _new_client(address: BrokerAddress, client_id: str, *, manual_ack: bool) -> paho.Client:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=manual_ack)
     if address.username is not None:
@@ -106,6 +115,7 @@ def _new_client(address: BrokerAddress, client_id: str, *, manual_ack: bool) -> 
     if address.tls:
         client.tls_set(ca_certs=address.ca_file, cert_reqs=ssl.CERT_REQUIRED)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
+    client.on_socket_open = _no_delay
     return client
 
 
