@@ -15,8 +15,9 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 
@@ -56,17 +57,10 @@ def severity_for(
     name = override or rule.severity or config.alerts.types[rule.alert].severity
     if rule.night is not None:
         site = config.site_index.get(site_id) if site_id else None
-        zone = config.zone_of(None) if site is None else _site_zone(config, site_id)
+        zone = ZoneInfo(site.timezone) if site and site.timezone else config.zone_of(None)
         if rule.night.contains(at.astimezone(zone).strftime("%H:%M")):
             name = rule.night.severity
     return Severity(name)
-
-
-def _site_zone(config: WatchpostConfig, site_id: str | None):  # type: ignore[no-untyped-def]
-    site = config.site_index.get(site_id) if site_id else None
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo(site.timezone) if site and site.timezone else config.zone_of(None)
 
 
 def draft_for(
@@ -396,8 +390,3 @@ def _fence_polygon(config: WatchpostConfig, fence: Any) -> tuple[list[tuple[floa
     site_id = fence.site or config.device_index[fence.device].site
     zone = next(z for z in config.site_index[site_id].zones if z.id == fence.zone)
     return list(zone.polygon), f"{site_id}/{zone.id}"
-
-
-def utc_now() -> datetime:
-    """Now, aware, UTC."""
-    return datetime.now(UTC)

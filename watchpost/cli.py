@@ -640,68 +640,56 @@ def _bench_broker(args: argparse.Namespace, settings: Settings, services) -> str
     )
 
 
-def _cmd_bench_alerts(args: argparse.Namespace, settings: Settings) -> int:
-    from dispatch.bench import run_alerts_bench
-
+def _bench(args: argparse.Namespace, settings: Settings, run) -> int:  # type: ignore[no-untyped-def]
+    """Run a benchmark on the configured (or an embedded) database and its own broker; stop what it started."""
     config = _config(args, settings)
     services = _services(settings, need_broker=False)
     assert services.database_url
     try:
-        return run_alerts_bench(
-            config=config,
-            database_url=services.database_url,
-            broker_url=_bench_broker(args, settings, services),
-            background_rate=args.rate,
-            probes=args.probes,
-            probe_interval=args.interval,
-            as_json=args.json,
+        return int(
+            run(config=config, database_url=services.database_url, broker_url=_bench_broker(args, settings, services))
         )
     finally:
         services.stop()
+
+
+def _cmd_bench_alerts(args: argparse.Namespace, settings: Settings) -> int:
+    from dispatch.bench import run_alerts_bench
+
+    return _bench(
+        args,
+        settings,
+        lambda **common: run_alerts_bench(
+            **common, background_rate=args.rate, probes=args.probes, probe_interval=args.interval, as_json=args.json
+        ),
+    )
 
 
 def _cmd_bench_soak(args: argparse.Namespace, settings: Settings) -> int:
     from dispatch.soak import run_soak
 
-    config = _config(args, settings)
-    services = _services(settings, need_broker=False)
-    assert services.database_url
-    try:
-        return run_soak(
-            config=config,
-            database_url=services.database_url,
-            broker_url=_bench_broker(args, settings, services),
-            minutes=args.minutes,
-            rate=args.rate,
-            as_json=args.json,
-        )
-    finally:
-        services.stop()
+    return _bench(
+        args, settings, lambda **common: run_soak(**common, minutes=args.minutes, rate=args.rate, as_json=args.json)
+    )
 
 
 def _cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from detectors.rules import RuleEngine
     from ingest.bench import run_ingest_bench
 
-    config = _config(args, settings)
-    services = _services(settings, need_broker=False)
-    assert services.database_url
-    try:
-        broker_url = _bench_broker(args, settings, services)
-        from detectors.rules import RuleEngine
-
-        return run_ingest_bench(
+    return _bench(
+        args,
+        settings,
+        lambda **common: run_ingest_bench(
+            **common,
             detector_factory=RuleEngine,
-            config=config,
-            database_url=services.database_url,
-            broker_url=broker_url,
             messages=args.messages,
             rate=args.rate,
             seconds=args.seconds,
             repeat=max(1, args.repeat),
             as_json=args.json,
-        )
-    finally:
-        services.stop()
+        ),
+    )
 
 
 if __name__ == "__main__":

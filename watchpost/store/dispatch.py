@@ -145,20 +145,22 @@ def unit_states(
         f" WHERE {where} ORDER BY u.unit_id",
         params,
     ).fetchall()
-    return [
-        UnitState(
-            unit_id=r[0],
-            name=r[1],
-            kind=r[2],
-            site_id=r[3],
-            speed_kmh=r[4],
-            lat=r[5],
-            lon=r[6],
-            fix_at=r[7],
-            status=UnitStatus(r[8]),
-        )
-        for r in rows
-    ]
+    return [_unit_state(r) for r in rows]
+
+
+def _unit_state(r: Any) -> UnitState:
+    """A unit from the first nine columns both unit queries select, in this order."""
+    return UnitState(
+        unit_id=r[0],
+        name=r[1],
+        kind=r[2],
+        site_id=r[3],
+        speed_kmh=r[4],
+        lat=r[5],
+        lon=r[6],
+        fix_at=r[7],
+        status=UnitStatus(r[8]),
+    )
 
 
 def rank_available(
@@ -211,17 +213,7 @@ def rank_available(
     ).fetchall()
     return [
         (
-            UnitState(
-                unit_id=r[0],
-                name=r[1],
-                kind=r[2],
-                site_id=r[3],
-                speed_kmh=r[4],
-                lat=r[5],
-                lon=r[6],
-                fix_at=r[7],
-                status=UnitStatus(r[8]),
-            ),
+            _unit_state(r),
             None if r[9] is None else float(r[9]),
             None if r[10] is None else float(r[10]),
         )
