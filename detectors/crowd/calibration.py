@@ -1,13 +1,11 @@
 """Fit a camera model from frames with known counts and head positions.
 
-Two ridge regressions, both closed-form in numpy:
-
-- the **count**: frame count ~ features summed over the frame, through the origin (no people,
-  no change, no count), each feature scaled to unit variance before the penalty;
-- the **spread**: the same features times a smooth basis over the frame (so that the weights
-  may differ between the far and the near part), fitted to the people inside 5 x 5-cell
-  blocks (each person's body spread around the point below their head) plus the frame
-  totals; it only says where the count lies, so zones get their share.
+- the **density model** (see ``density``): boosted trees that learn the labelled heads in
+  each cell from the cell's features and its neighbourhood, for frames with head positions;
+- a **linear density**: frame count ~ features summed over the frame, a ridge regression
+  through the origin (no people, no change, no count) on unit-variance columns, closed-form.
+  It counts when the labels have counts but no head positions, and its fit is reported
+  beside the density model's.
 
 The background is the per-pixel median of up to 200 calibration frames spread over the set,
 leaving out where the labels put people: someone who sat on a bench through half the frames
@@ -24,16 +22,18 @@ import cv2
 import numpy as np
 
 from detectors.crowd.camera import CameraModel
-from detectors.crowd.counting import cell_weights, expand_features
+from detectors.crowd.counting import cell_weights, counted_cells
+from detectors.crowd.density import DensityModel, below_cells, design
 from detectors.crowd.features import Background, extract_features
 from detectors.crowd.labels import LabelledFrame
 
-__all__ = ["CalibrationError", "calibrate", "person_height"]
+__all__ = ["METHODS", "CalibrationError", "calibrate", "person_height"]
+
+METHODS = ("auto", "linear", "trees")
 
 _BACKGROUND_FRAMES = 200
-_BLOCK = 5  # cells per side of a block for the spread model
-_TOTAL_WEIGHT = 0.3  # weight of frame totals beside the blocks in the spread fit
 _RIDGE = 1.0
+_MAX_DENSITY_ROWS = 2_000_000  # cells (of all frames) the density model trains on; more frames are thinned
 
 
 class CalibrationError(Exception):
@@ -54,13 +54,22 @@ def calibrate(
     person_height_px: float | None = None,
     cell: int = 16,
     ridge: float = _RIDGE,
+    rounds: int | None = None,
+    threads: int = 0,
+    method: str = "auto",
     progress: Callable[[str, int, int], None] | None = None,
 ) -> CameraModel:
     """Fit a :class:`CameraModel`.
 
     ``read`` decodes a labelled frame to BGR uint8 (all of one size). ``person_height_px`` is a
     person's height where the perspective weight is 1 (default: 26 % of the frame height).
+    The density model learns from the frames with head positions (at least 10 are needed; else
+    the linear density counts); ``rounds`` sets its boosting rounds (default 300) and
+    ``threads`` its training threads (0: all cores). ``method`` is ``auto`` (the better of the
+    linear density and the trees on held-out frames, see :func:`_choose`), ``linear`` or ``trees``.
     """
+    if method not in METHODS:
+        raise CalibrationError(f"method {method!r}: expected one of {', '.join(METHODS)}")
     if len(labels) < 10:
         raise CalibrationError(f"calibration needs at least 10 labelled frames, got {len(labels)}")
     step = max(1, len(labels) // _BACKGROUND_FRAMES)
@@ -89,34 +98,57 @@ def calibrate(
 
     bg = Background(background)
     cw = cell_weights(roi_mask, weight_map, cell)
-    grids, counts, spreads = [], [], []
+    counted = counted_cells(roi_mask, cell)
+    below = below_cells(person_height_px or 0.26 * height, cell)
+    located = [i for i, lf in enumerate(labels) if lf.heads or lf.count == 0]
+    with_heads = len(located) >= 10 and method != "linear"
+    if method == "trees" and not with_heads:
+        raise CalibrationError(f"density trees need at least 10 frames with head positions, got {len(located)}")
+    thin = max(1, -(-len(located) * int(counted.sum()) // _MAX_DENSITY_ROWS))
+    learn = set(located[::thin]) if with_heads else set()
+    totals, counts, inputs, heads, values = [], [], [], [], []
     for i, lf in enumerate(labels):
         image = read(lf)
         if image.shape[:2] != (height, width):
             raise CalibrationError(f"{lf.frame}: size {image.shape[1]}x{image.shape[0]}, expected {width}x{height}")
-        grids.append(extract_features(image, bg, roi_mask, cw, cell).values)
+        grid = extract_features(image, bg, roi_mask, cw, cell)
+        totals.append(grid.values.reshape(-1, grid.values.shape[2]).sum(axis=0))
         counts.append(float(lf.count))
-        spreads.append(_spread_target(lf, roi_mask, weight_map, person_area, cell) if lf.heads else None)
+        if i in learn:
+            inputs.append(design(grid.values, grid.texture, cw, below))
+            values.append(grid.values)
+            heads.append(_heads_per_cell(lf, roi_mask.shape, cell))
         if progress:
             progress("features", i + 1, len(labels))
-    values = np.stack(grids).astype(np.float64)  # frames, rows, cols, features
+    x_total = np.stack(totals).astype(np.float64)
     y = np.array(counts)
-    totals = values.sum(axis=(1, 2))
-    total_weights = _ridge(totals, y, ridge)
-    fitted = totals @ total_weights
-
-    with_heads = [i for i, s in enumerate(spreads) if s is not None]
+    total_weights = _ridge(x_total, y, ridge)
+    why = "asked for" if method == "linear" else "too few frames with head positions"
+    fit: dict[str, object] = {"method": "linear density", "chosen_by": why}
+    fitted = x_total @ total_weights
+    density = None
     if with_heads:
-        expanded = np.stack([expand_features(values[i]) for i in with_heads])
-        blocks_x = _blocks(expanded)
-        blocks_y = _blocks(np.stack([spreads[i] for i in with_heads])[..., None])[:, 0]
-        x = np.concatenate([blocks_x, _TOTAL_WEIGHT * expanded.sum(axis=(1, 2))])
-        t = np.concatenate([blocks_y, _TOTAL_WEIGHT * y[with_heads]])
-        shape_weights = _ridge(x, t, ridge)
-    else:
-        # no head positions: spread the count like the count model does (the basis sums to 1)
-        nodes = expand_features(values[0]).shape[-1] // values.shape[-1]
-        shape_weights = np.tile(total_weights, nodes)
+        inputs_a, heads_a, values_a = np.stack(inputs), np.stack(heads), np.stack(values)
+        del inputs, values
+        picked = sorted(learn)
+        if method == "trees":
+            choice: dict[str, object] = {"method": "density trees", "chosen_by": "asked for"}
+        else:
+            choice = _choose(
+                inputs_a, heads_a, values_a, x_total[picked], y[picked], counted, below,
+                ridge=ridge, rounds=rounds, threads=threads, progress=progress,
+            )
+        fit.update(choice)
+        if choice["method"] == "density trees":
+            model = DensityModel.train(
+                inputs_a, heads_a, values_a @ total_weights, counted, below, threads=threads, progress=progress,
+                **({"rounds": rounds} if rounds else {}),
+            )
+            density = model.to_text()
+            fitted = np.array(
+                [float(model.predict(x, v @ total_weights).sum()) for x, v in zip(inputs_a, values_a, strict=True)]
+            )
+            y = y[picked]
     residual = fitted - y
     return CameraModel(
         width=width,
@@ -126,11 +158,12 @@ def calibrate(
         roi=roi_mask,
         perspective=weight_map,
         total_weights=total_weights,
-        shape_weights=shape_weights,
         person_area=float(person_area),
+        density=density,
+        below=below,
         fit={
+            **fit,
             "frames": len(labels),
-            "frames_with_heads": len(with_heads),
             "ridge": ridge,
             "train_mae": round(float(np.abs(residual).mean()), 4),
             "train_rmse": round(float(np.sqrt((residual**2).mean())), 4),
@@ -184,40 +217,70 @@ def _ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
     return w / scale
 
 
-def _blocks(values: np.ndarray) -> np.ndarray:
-    """Sum (frames, rows, cols, k) over _BLOCK x _BLOCK cells -> (frames * blocks, k); short edges join a block."""
-    n, rows, cols, k = values.shape
-    row_edges = _edges(rows)
-    col_edges = _edges(cols)
-    out = np.add.reduceat(np.add.reduceat(values, row_edges, axis=1), col_edges, axis=2)
-    return out.reshape(-1, k)
+def _choose(
+    inputs: np.ndarray,
+    heads: np.ndarray,
+    values: np.ndarray,
+    x_total: np.ndarray,
+    y: np.ndarray,
+    counted: np.ndarray,
+    below: int,
+    *,
+    ridge: float,
+    rounds: int | None,
+    threads: int,
+    progress: Callable[[str, int, int], None] | None,
+) -> dict[str, object]:
+    """Linear density or density trees for this camera, by measurement on its own frames.
+
+    Both are fitted on the first three quarters of the frames (in their order, as a camera
+    meets its future) and scored on the last quarter: the error of the frame count plus the
+    mean error of the counts in a 4 x 4 grid of regions (where zones are drawn). The better
+    one is then fitted on every frame. Trees need a scene whose crowds the linear density
+    gets wrong (people overlapping near the camera); on well-separated people the linear
+    density generalises better.
+    """
+    n = len(y)
+    cut = max(1, (3 * n) // 4)
+    if n - cut < 5:
+        return {"method": "density trees", "chosen_by": "too few frames to hold some out"}
+    weights = _ridge(x_total[:cut], y[:cut], ridge)
+    linear = values[cut:] @ weights
+    trees = DensityModel.train(
+        inputs[:cut], heads[:cut], values[:cut] @ weights, counted, below, threads=threads, progress=progress,
+        **({"rounds": rounds} if rounds else {}),
+    )
+    tree_density = np.stack([trees.predict(x, b) for x, b in zip(inputs[cut:], linear, strict=True)])
+    truth = heads[cut:]
+    scores = {"linear density": _held_out_error(linear, truth), "density trees": _held_out_error(tree_density, truth)}
+    method = min(scores, key=scores.get)
+    return {
+        "method": method,
+        "chosen_by": f"held-out error on frames {cut + 1}-{n} of the {n} with heads (count MAE + 4x4 region MAE)",
+        "held_out_linear": round(scores["linear density"], 4),
+        "held_out_trees": round(scores["density trees"], 4),
+    }
 
 
-def _edges(n: int) -> np.ndarray:
-    edges = list(range(0, n, _BLOCK))
-    if len(edges) > 1 and n - edges[-1] < _BLOCK:
-        edges.pop()  # a short last block joins the one before
-    return np.array(edges)
+def _held_out_error(density: np.ndarray, truth: np.ndarray) -> float:
+    """Count MAE plus the mean absolute error of the counts in a 4 x 4 grid of regions."""
+    count = float(np.abs(density.sum(axis=(1, 2)) - truth.sum(axis=(1, 2))).mean())
+    rows = np.array_split(np.arange(density.shape[1]), 4)
+    cols = np.array_split(np.arange(density.shape[2]), 4)
+    region = [
+        np.abs(density[:, r][:, :, c].sum(axis=(1, 2)) - truth[:, r][:, :, c].sum(axis=(1, 2))).mean()
+        for r in rows for c in cols
+    ]
+    return count + float(np.mean(region))
 
 
-def _spread_target(
-    lf: LabelledFrame, roi: np.ndarray, weight_map: np.ndarray, person_area: float, cell: int
-) -> np.ndarray:
-    """Where the frame's people are, per cell: each body as a Gaussian below its head, summing to 1 each."""
-    height, width = roi.shape
+def _heads_per_cell(lf: LabelledFrame, shape: tuple[int, int], cell: int) -> np.ndarray:
+    """How many labelled heads fall in each cell (rows x cols); heads off the frame are dropped."""
+    height, width = shape
     rows, cols = height // cell, width // cell
-    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float64)
-    yy = (yy + 0.5) * cell
-    xx = (xx + 0.5) * cell
-    inside = roi.reshape(rows, cell, cols, cell).mean(axis=(1, 3))
-    target = np.zeros((rows, cols))
+    out = np.zeros((rows, cols), np.float32)
     for x, y in lf.heads:
-        r = min(max(int(y), 0), height - 1)
-        c = min(max(int(x), 0), width - 1)
-        h = float(person_height(person_area, weight_map[r, c]))
-        sx, sy = max(0.2 * h, cell / 2), max(0.35 * h, cell / 2)
-        g = np.exp(-0.5 * (((xx - x) / sx) ** 2 + ((yy - (y + 0.4 * h)) / sy) ** 2)) * inside
-        s = g.sum()
-        if s > 0:
-            target += g / s
-    return target
+        r, c = int(y // cell), int(x // cell)
+        if 0 <= r < rows and 0 <= c < cols:
+            out[r, c] += 1.0
+    return out

@@ -15,7 +15,7 @@ import numpy as np
 
 __all__ = ["FORMAT_VERSION", "CameraModel", "ModelFileError", "load_roi"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: linear spread model (before 2026-12); such files are refused with a way forward
 
 
 class ModelFileError(Exception):
@@ -36,9 +36,10 @@ class CameraModel:
     background: np.ndarray  # uint8 (H, W, 3): the empty scene
     roi: np.ndarray  # uint8 (H, W): 1 where people are counted
     perspective: np.ndarray  # float32 (H, W)
-    total_weights: np.ndarray  # float64 (features,): count = sum over cells of features @ total_weights
-    shape_weights: np.ndarray  # float64 (basis nodes * features,): where in the frame the count lies (see counting)
+    total_weights: np.ndarray  # float64 (features,): linear density per cell = features @ total_weights
     person_area: float  # image area of a person, in pixels, where the perspective weight is 1
+    density: str | None = None  # the density model's trees (LightGBM text, see density); None: the linear density
+    below: int = 0  # cells below a head in the density model's inputs (see density.below_cells)
     fit: dict[str, Any] = field(default_factory=dict)  # calibration figures, for people to read
 
     def save(self, path: Path) -> None:
@@ -50,6 +51,7 @@ class CameraModel:
             "height": self.height,
             "cell": self.cell,
             "person_area": self.person_area,
+            "below": self.below,
             "fit": self.fit,
         }
         with open(path, "wb") as fh:
@@ -60,7 +62,7 @@ class CameraModel:
                 roi=self.roi,
                 perspective=self.perspective.astype(np.float32),
                 total_weights=self.total_weights,
-                shape_weights=self.shape_weights,
+                **({"density": np.array(self.density)} if self.density is not None else {}),
             )
 
     @classmethod
@@ -73,8 +75,13 @@ class CameraModel:
             raise ModelFileError(f"{path}: not a camera model ({exc})") from exc
         try:
             meta = json.loads(str(arrays["meta"]))
-            if meta.get("format") != "watchpost-crowd-camera" or meta.get("version") != FORMAT_VERSION:
-                raise ModelFileError(f"{path}: unsupported model format {meta.get('format')} v{meta.get('version')}")
+            if meta.get("format") != "watchpost-crowd-camera":
+                raise ModelFileError(f"{path}: not a camera model (format {meta.get('format')!r})")
+            if meta.get("version") != FORMAT_VERSION:
+                raise ModelFileError(
+                    f"{path}: camera model format v{meta.get('version')}, this Watchpost reads v{FORMAT_VERSION}:"
+                    " calibrate the camera again (watchpost crowd calibrate)"
+                )
             model = cls(
                 width=int(meta["width"]),
                 height=int(meta["height"]),
@@ -83,8 +90,9 @@ class CameraModel:
                 roi=arrays["roi"],
                 perspective=arrays["perspective"],
                 total_weights=arrays["total_weights"],
-                shape_weights=arrays["shape_weights"],
                 person_area=float(meta["person_area"]),
+                density=str(arrays["density"]) if "density" in arrays else None,
+                below=int(meta.get("below", 0)),
                 fit=dict(meta.get("fit", {})),
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:

@@ -38,7 +38,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         help="a person's height in pixels where the perspective weight is 1 (default 26%% of the frame height)",
     )
     cal.add_argument("--cell", type=int, default=16, help="feature cell size in pixels (default 16)")
-    cal.add_argument("--ridge", type=float, default=1.0, help="ridge penalty (default 1)")
+    cal.add_argument("--ridge", type=float, default=1.0, help="ridge penalty of the linear count model (default 1)")
+    cal.add_argument("--rounds", type=int, default=300, help="boosting rounds of the density model (default 300)")
+    cal.add_argument(
+        "--method",
+        choices=("auto", "linear", "trees"),
+        default="auto",
+        help="density model: the better on held-out calibration frames (auto), linear, or trees",
+    )
+    cal.add_argument("--threads", type=int, default=0, help="threads to train with (default 0: every core)")
     cal.add_argument("--out", type=Path, required=True, help="camera model file to write")
     cal.add_argument("--json", action="store_true", help="print one JSON object")
     cal.set_defaults(handler=_cmd_calibrate)
@@ -110,6 +118,9 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
             person_height_px=args.person_height,
             cell=args.cell,
             ridge=args.ridge,
+            rounds=args.rounds,
+            threads=args.threads,
+            method=args.method,
             progress=_Progress(),
         )
         model.save(args.out)
@@ -123,7 +134,8 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
     else:
         print(
             f"calibrated {args.out} from {model.fit['frames']} frames ({model.fit['first_frame']} .."
-            f" {model.fit['last_frame']}) in {took:.1f} s: in-sample MAE {model.fit['train_mae']:.2f},"
+            f" {model.fit['last_frame']}) in {took:.1f} s ({model.fit['method']}):"
+            f" in-sample MAE {model.fit['train_mae']:.2f},"
             f" RMSE {model.fit['train_rmse']:.2f}"
         )
     return 0

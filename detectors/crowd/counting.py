@@ -1,10 +1,10 @@
 """People counting per frame and per zone with a calibrated camera model.
 
-The count is a linear model of perspective-weighted cell features (see ``features``); a
-second linear model, with weights that vary smoothly over the frame and trained on where the
-labelled people stood, says how the count is spread over the frame. The spread is rescaled
-to the count, so zone counts always add up to the frame's count and a zone's count is the
-sum of the density inside its polygon.
+Each frame's features (see ``features``) go through the camera's density model (see
+``density``): people per cell, located at their heads. The frame's count is the sum of the
+density, a zone's count the sum inside its polygon, so zone counts add up to the frame's and
+follow the people whose heads are in the zone. A model calibrated from counts without head
+positions has a linear density instead (features per cell times the count model's weights).
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ import cv2
 import numpy as np
 
 from detectors.crowd.camera import CameraModel
+from detectors.crowd.density import DensityModel, design
 from detectors.crowd.features import Background, cell_pool, extract_features
 
-__all__ = ["Counter", "FrameCount", "Zone", "ZoneCount", "cell_weights", "expand_features", "zone_mask"]
+__all__ = ["Counter", "FrameCount", "Zone", "ZoneCount", "cell_weights", "counted_cells", "zone_mask"]
 
 # A pixel this close to the background (colour levels) and in a cell where nobody is counted
 # may be blended into the background.
 _ADAPT_CHANGE = 10
-# A cell is occupied when the density there amounts to this share of one person's area.
-_OCCUPIED_SHARE = 0.15
+# A cell is occupied when the density there (people per cell) is above this; the body below the
+# head is occupied too.
+_OCCUPIED = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ class FrameCount:
     time: float
     total: float
     zones: tuple[ZoneCount, ...]
-    density: np.ndarray  # float32 (rows, cols): people per cell; sums to ``total``
+    density: np.ndarray  # float32 (rows, cols): people per cell (a little below 0 where nobody is); sums to ``total``
 
     def zone(self, name: str) -> float:
         """The count of the named zone."""
@@ -91,30 +93,9 @@ def cell_weights(model_roi: np.ndarray, perspective: np.ndarray, cell: int) -> n
     return np.where(inside > 0, cell_pool(perspective * roi_f, cell) / np.maximum(inside, 1e-6), 0.0).astype(np.float32)
 
 
-_SPREAD_NODES = (3, 4)  # rows x columns of the grid over which the spread model's weights vary
-
-
-def _tents(nodes: int, size: int) -> np.ndarray:
-    """Piecewise-linear ("tent") weights of ``nodes`` evenly spaced nodes at ``size`` positions; columns sum to 1."""
-    pos = (np.arange(size, dtype=np.float32) + 0.5) / size * (nodes - 1)
-    return np.stack([np.maximum(0.0, 1.0 - np.abs(pos - k)) for k in range(nodes)])
-
-
-def expand_features(values: np.ndarray) -> np.ndarray:
-    """Features times a smooth basis over the frame (bilinear tents on a 3 x 4 grid of nodes).
-
-    Gives the spread model weights that vary smoothly across the picture: the same amount of
-    change means more people under the far shop fronts than on the near floor, and the
-    perspective map alone does not capture all of it.
-    """
-    rows, cols, k = values.shape[-3:]
-    ty, tx = _tents(_SPREAD_NODES[0], rows), _tents(_SPREAD_NODES[1], cols)
-    basis = (ty[:, :, None, None] * tx[None, None, :, :]).transpose(0, 2, 1, 3)  # ny, nx, rows, cols
-    basis = basis.reshape(-1, rows, cols)
-    out = values[..., None, :, :, :] * basis[..., :, :, None] if values.ndim == 4 else values[None] * basis[..., None]
-    # -> (..., nodes, rows, cols, k) -> (..., rows, cols, nodes * k)
-    out = np.moveaxis(out, -4, -2)
-    return out.reshape(*out.shape[:-2], -1)
+def counted_cells(model_roi: np.ndarray, cell: int) -> np.ndarray:
+    """Cells that hold any of the counted region (bool, rows x cols): the density model's cells."""
+    return cell_pool(model_roi.astype(np.float32), cell) > 0
 
 
 def zone_mask(zone: Zone, width: int, height: int, cell: int) -> np.ndarray:
@@ -143,9 +124,10 @@ class Counter:
         self._roi = (model.roi > 0).astype(np.uint8)
         self._cell_weight = cell_weights(self._roi, model.perspective, model.cell)
         self._masks = [zone_mask(z, model.width, model.height, model.cell) for z in self.zones]
-        # density above this (people per cell) marks a cell as occupied, for the background update
-        cells_per_person = model.person_area / (np.maximum(self._cell_weight, 1e-6) * model.cell**2)
-        self._occupied = (_OCCUPIED_SHARE / np.maximum(cells_per_person, 1e-6)).astype(np.float32)
+        counted = counted_cells(self._roi, model.cell)
+        self._density = DensityModel.from_text(model.density, counted, model.below) if model.density else None
+        # the body under a head: a cell is occupied when a head is up to this many cells above it
+        self._body = max(model.below, 1)
         self._frames = 0
 
     @property
@@ -159,12 +141,12 @@ class Counter:
         if image.shape[:2] != (m.height, m.width):
             image = cv2.resize(image, (m.width, m.height), interpolation=cv2.INTER_AREA)
         grid = extract_features(image, self._background, self._roi, self._cell_weight, m.cell)
-        total = max(float(grid.values.reshape(-1, grid.values.shape[2]).sum(axis=0) @ m.total_weights), 0.0)
-        spread = np.maximum(expand_features(grid.values) @ m.shape_weights, 0.0).astype(np.float32)
-        mass = float(spread.sum())
-        density = spread * (total / mass) if mass > 1e-9 else np.zeros_like(spread)
+        density = (grid.values @ m.total_weights).astype(np.float32)
+        if self._density is not None:
+            density = self._density.predict(design(grid.values, grid.texture, self._cell_weight, m.below), density)
+        total = max(float(density.sum()), 0.0)
         zones = tuple(
-            ZoneCount(zone=z.name, count=float((density * mask).sum()))
+            ZoneCount(zone=z.name, count=max(float((density * mask).sum()), 0.0))
             for z, mask in zip(self.zones, self._masks, strict=True)
         )
         self._frames += 1
@@ -174,7 +156,10 @@ class Counter:
 
     def _adapt(self, image: np.ndarray, change: np.ndarray, gain: float, density: np.ndarray) -> None:
         m = self.model
-        occupied = cv2.dilate((density > self._occupied).astype(np.uint8), np.ones((3, 3), np.uint8))
+        heads = (density > _OCCUPIED).astype(np.uint8)
+        # a head occupies its cell, the cells around it and its body below (a kernel reaching up from each cell)
+        kernel = np.ones((self._body + 2, 3), np.uint8)
+        occupied = cv2.dilate(heads, kernel, anchor=(1, self._body), borderType=cv2.BORDER_CONSTANT, borderValue=0)
         free_cells = cv2.resize(1 - occupied, (m.width, m.height), interpolation=cv2.INTER_NEAREST)
         free = (free_cells > 0) & (change < _ADAPT_CHANGE)
         self._background.update(image, gain, free, self._adapt_rate)

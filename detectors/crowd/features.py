@@ -7,6 +7,11 @@ multiplied by the perspective weight of the cell, so a far (small) person and a 
 one weigh about the same and a linear model of the features is a density: its value per
 cell is people in that cell, and its sum over a zone is the zone's count.
 
+Beside them, ``texture`` describes the frame itself, whatever the background: the gradient
+energy per cell in eight orientation bins (a coarse HOG). Bodies, heads and shoulders have
+outlines that empty floor does not, and where people overlap near the camera the changed area
+stops growing with their number while their outlines still do.
+
 The background is the median of the calibration frames. It adapts slowly at run time, but
 only where the counter sees nobody (see :class:`Background`): people who stand still, which a
 gathering is, stay in the count.
@@ -15,11 +20,12 @@ gathering is, stay in the count.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
 
-__all__ = ["FEATURE_NAMES", "Background", "FeatureGrid", "cell_pool", "extract_features"]
+__all__ = ["FEATURE_NAMES", "ORIENTATIONS", "Background", "FeatureGrid", "cell_pool", "extract_features"]
 
 FEATURE_NAMES: tuple[str, ...] = (
     "changed_12",  # share of the cell whose colour differs from the background by more than 12 levels
@@ -34,6 +40,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "gradient_change_vertical",  # ... x sin^2
     "gradient_change_diagonal",  # ... x sin cos (signed)
 )
+ORIENTATIONS = 8  # bins of the frame's gradient direction (signed, 45 degrees each) in ``texture``
 _THRESHOLDS = (12, 20, 35, 60)
 _CANNY = (50, 120)
 
@@ -49,6 +56,7 @@ class FeatureGrid:
     """Features of one frame: ``values[row, col, feature]``, already perspective-weighted."""
 
     values: np.ndarray  # float32, (rows, cols, len(FEATURE_NAMES))
+    texture: np.ndarray  # float32, (rows, cols, ORIENTATIONS): the frame's mean gradient magnitude / 100 per direction
     change: np.ndarray  # uint8 (H, W): per-pixel colour difference to the background (for adaptation)
     gain: float  # global brightness of the frame relative to the background
 
@@ -135,4 +143,28 @@ def extract_features(
     pooled_f = cell_pool(cv2.merge([gradient_change, new_gradient, horizontal, vertical, diagonal]), cell)
     values = np.concatenate([pooled_u8[:, :, :5], pooled_f[:, :, :2], pooled_u8[:, :, 5:6], pooled_f[:, :, 2:]], axis=2)
     values *= cell_weight[:, :, None]
-    return FeatureGrid(values=values, change=change, gain=gain)
+    return FeatureGrid(values=values, texture=_orientation_energy(gx, gy, cell), change=change, gain=gain)
+
+
+@lru_cache(maxsize=8)
+def _cell_index(height: int, width: int, cell: int) -> np.ndarray:
+    """Per pixel, ``ORIENTATIONS`` x its cell's index (rows x cols of whole cells; the rest of the frame is dropped)."""
+    rows, cols = height // cell, width // cell
+    r = np.minimum(np.arange(height) // cell, rows)
+    c = np.minimum(np.arange(width) // cell, cols)
+    index = ((r[:, None] * (cols + 1) + c[None, :]) * ORIENTATIONS).astype(np.int64)
+    index.setflags(write=False)
+    return index
+
+
+def _orientation_energy(gx: np.ndarray, gy: np.ndarray, cell: int) -> np.ndarray:
+    """Mean gradient magnitude per cell and direction bin, / 100: (rows, cols, ORIENTATIONS)."""
+    height, width = gx.shape
+    rows, cols = height // cell, width // cell
+    magnitude, angle = cv2.cartToPolar(gx, gy)
+    bins = (angle * (ORIENTATIONS / (2 * np.pi))).astype(np.int64)
+    np.minimum(bins, ORIENTATIONS - 1, out=bins)
+    index = _cell_index(height, width, cell) + bins
+    sums = np.bincount(index.ravel(), weights=magnitude.ravel(), minlength=(rows + 1) * (cols + 1) * ORIENTATIONS)
+    grid = sums.reshape(rows + 1, cols + 1, ORIENTATIONS)[:rows, :cols]
+    return (grid * (1.0 / (100.0 * cell * cell))).astype(np.float32)

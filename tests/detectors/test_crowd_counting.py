@@ -187,3 +187,81 @@ def test_background_leaves_out_a_person_who_sat_through_most_calibration_frames(
     alone = syn.background()
     syn.draw_people(alone, [sitter])
     assert Counter(m).count(syn.finish(alone, rng)).total > 0.6
+
+
+@pytest.fixture(scope="module")
+def tree_model() -> CameraModel:
+    labels, images = _labelled(syn.video(160, seed=1, max_people=14))
+    return calibrate(
+        labels,
+        lambda lf: images[lf.frame],
+        perspective=syn.perspective(),
+        person_height_px=syn.BOTTOM_HEIGHT,
+        method="trees",
+        rounds=100,
+    )
+
+
+def test_calibration_picks_the_density_model_with_the_lower_held_out_error(model):
+    """Auto calibration scores the linear density and the trees on its last quarter of frames and keeps the better."""
+    fit = model.fit
+    assert {"held_out_linear", "held_out_trees", "chosen_by"} <= fit.keys()
+    better = "linear density" if fit["held_out_linear"] <= fit["held_out_trees"] else "density trees"
+    assert fit["method"] == better
+    assert (model.density is None) == (better == "linear density")
+
+
+def test_density_trees_count_unseen_video_and_zones_follow_the_heads(tree_model):
+    """A model with density trees counts unseen synthetic video within 1.5 people, its zones adding up to the total."""
+    assert tree_model.density is not None and tree_model.fit["method"] == "density trees"
+    frames = syn.video(60, seed=2, max_people=14)
+    half = syn.HEIGHT // 2
+    top = Zone.parse(f"0,0 {syn.WIDTH},0 {syn.WIDTH},{half - 1} 0,{half - 1}", name="top")  # rows 0 .. half - 1
+    bottom = Zone.parse(f"0,{syn.HEIGHT // 2} {syn.WIDTH},{syn.HEIGHT // 2} {syn.WIDTH},{syn.HEIGHT} 0,{syn.HEIGHT}")
+    counter = Counter(tree_model, [top, bottom])
+    errors, zone_errors = [], []
+    for f in frames:
+        counted = counter.count(f.image)
+        errors.append(counted.total - f.count)
+        upper = sum(1 for x, y in f.heads if top.contains(x, y))
+        zone_errors.append(counted.zones[0].count - upper)
+        assert counted.zones[0].count + counted.zones[1].count == pytest.approx(counted.total, abs=1e-3)
+    assert np.abs(errors).mean() < 1.5
+    assert np.abs(zone_errors).mean() < 1.5
+
+
+def test_density_trees_survive_the_model_file(tree_model, tmp_path):
+    """Trees are saved as text in the npz (no pickle) and the reloaded model counts exactly the same."""
+    path = tmp_path / "trees.model"
+    tree_model.save(path)
+    with np.load(path, allow_pickle=False) as z:
+        assert "density" in z.files and str(z["density"]).startswith("tree")
+    loaded = CameraModel.load(path)
+    frame = syn.video(5, seed=4)[-1].image
+    assert Counter(loaded).count(frame).total == pytest.approx(Counter(tree_model).count(frame).total, abs=1e-6)
+
+
+def test_a_model_file_of_the_old_format_asks_for_a_new_calibration(model, tmp_path):
+    """A version-1 model file (linear spread, before density trees) is refused with the command that fixes it."""
+    import json
+
+    path = tmp_path / "old.model"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({**meta, "version": 1}))
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(ModelFileError, match="v1.*calibrate the camera again"):
+        CameraModel.load(path)
+
+
+def test_an_unknown_calibration_method_is_refused():
+    """method must be auto, linear or trees; trees without head positions is refused with the reason."""
+    labels, images = _labelled(syn.video(12, seed=3))
+    with pytest.raises(CalibrationError, match="method 'deep'"):
+        calibrate(labels, lambda lf: images[lf.frame], method="deep")
+    counts_only = [LabelledFrame(frame=lf.frame, count=lf.count, heads=()) for lf in labels]
+    with pytest.raises(CalibrationError, match="head positions"):
+        calibrate(counts_only, lambda lf: images[lf.frame], method="trees")
