@@ -6,7 +6,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV   ?= .venv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint clean browser
+.PHONY: run test bench lint clean browser openmp
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Watchpost needs Python 3.11 or newer (python3.11+ on PATH)"; exit 1; }
@@ -16,7 +16,17 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
-run: $(STAMP)
+# LightGBM (the crowd density trees) links the system's OpenMP runtime (libgomp1 on Debian): as root with apt,
+# install it when it is missing.
+openmp:
+	@if ! { command -v ldconfig >/dev/null && ldconfig -p | grep -q libgomp.so.1; }; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing the OpenMP runtime (libgomp1) for LightGBM"; \
+			$(APT_INSTALL) libgomp1 >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1; $(APT_INSTALL) libgomp1 >/dev/null; }; \
+		else echo "LightGBM needs the OpenMP runtime: install libgomp1 (Debian/Ubuntu) or libgomp (others)"; fi; \
+	fi
+
+run: $(STAMP) openmp
 	$(VENV)/bin/watchpost run
 
 # The console's browser tests drive Debian's chromium (Playwright downloads no browser here). As root with
@@ -35,7 +45,7 @@ browser:
 		echo "No /usr/bin/chromium (install Debian's chromium as root): the browser tests will skip"; \
 	fi
 
-test: $(STAMP) browser
+test: $(STAMP) openmp browser
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

@@ -27,6 +27,15 @@ import numpy as np
 
 __all__ = ["DensityModel", "below_cells", "design"]
 
+
+def _lightgbm():
+    """The lightgbm module, or an ImportError that says what to install."""
+    try:
+        import lightgbm
+    except OSError as exc:  # the wheel is there but its OpenMP runtime is not
+        raise ImportError(f"lightgbm cannot load ({exc}): install OpenMP (Debian: apt-get install libgomp1)") from exc
+    return lightgbm
+
 _ROUNDS = 300
 _PARAMS = {
     "objective": "regression",
@@ -100,8 +109,7 @@ class DensityModel:
         already counts right (well-separated people) they add little, and they never have to
         learn the count from nothing.
         """
-        import lightgbm as lgb
-
+        lgb = _lightgbm()
         mask = counted.astype(bool)
         x = inputs[:, mask].reshape(-1, inputs.shape[-1])
         y = heads[:, mask].ravel().astype(np.float32)
@@ -142,8 +150,7 @@ class DensityModel:
     @classmethod
     def from_text(cls, text: str, counted: np.ndarray, below: int) -> DensityModel:
         """Trees from :meth:`to_text`; ``ValueError`` when the text is not a LightGBM model."""
-        import lightgbm as lgb
-
+        lgb = _lightgbm()
         try:
             booster = lgb.Booster(model_str=text)
         except lgb.basic.LightGBMError as exc:

@@ -270,7 +270,9 @@ class _Camera:
         stop = self.worker.stopping
         try:
             model = self._model or self._prepare_model()
-        except (ModelFileError, OSError, ValueError) as exc:
+            if model is not None:
+                self._setup(model)  # reads the density trees: a damaged model fails here
+        except (ModelFileError, OSError, ValueError, ImportError) as exc:
             self._state, self._reason = "error", f"camera model: {exc}"
             self._error(self._reason)
             log.error("crowd camera has no usable model: device=%s error=%s", self.device.id, exc)
@@ -280,7 +282,6 @@ class _Camera:
             self._reason = "no calibrated model: counts unavailable (watchpost crowd calibrate, then crowd.model)"
             log.warning("crowd camera without a model: device=%s", self.device.id)
             return
-        self._setup(model)
         self._state, self._reason = HealthState.WAITING.value, "no frame received yet"
         while not stop.is_set():
             if self._inbox is not None:

@@ -265,3 +265,12 @@ def test_an_unknown_calibration_method_is_refused():
     counts_only = [LabelledFrame(frame=lf.frame, count=lf.count, heads=()) for lf in labels]
     with pytest.raises(CalibrationError, match="head positions"):
         calibrate(counts_only, lambda lf: images[lf.frame], method="trees")
+
+
+def test_damaged_density_trees_are_refused_with_the_reason(tree_model):
+    """A model whose trees text is damaged raises ValueError naming the density model when a counter is built."""
+    import dataclasses
+
+    damaged = dataclasses.replace(tree_model, density="tree\nversion=v4\nnot a model")
+    with pytest.raises(ValueError, match="density model"):
+        Counter(damaged)
