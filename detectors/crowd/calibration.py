@@ -111,7 +111,7 @@ def calibrate(
         image = read(lf)
         if image.shape[:2] != (height, width):
             raise CalibrationError(f"{lf.frame}: size {image.shape[1]}x{image.shape[0]}, expected {width}x{height}")
-        grid = extract_features(image, bg, roi_mask, cw, cell)
+        grid = extract_features(image, bg, roi_mask, cw, cell, texture=i in learn)
         totals.append(grid.values.reshape(-1, grid.values.shape[2]).sum(axis=0))
         counts.append(float(lf.count))
         if i in learn:
@@ -135,19 +135,17 @@ def calibrate(
             choice: dict[str, object] = {"method": "density trees", "chosen_by": "asked for"}
         else:
             choice = _choose(
-                inputs_a, heads_a, values_a, x_total[picked], y[picked], counted, below,
+                inputs_a, heads_a, values_a, x_total[picked], y[picked], counted,
                 ridge=ridge, rounds=rounds, threads=threads, progress=progress,
             )
         fit.update(choice)
         if choice["method"] == "density trees":
+            base = values_a @ total_weights
             model = DensityModel.train(
-                inputs_a, heads_a, values_a @ total_weights, counted, below, threads=threads, progress=progress,
-                **({"rounds": rounds} if rounds else {}),
+                inputs_a, heads_a, base, counted, rounds=rounds, threads=threads, progress=progress
             )
             density = model.to_text()
-            fitted = np.array(
-                [float(model.predict(x, v @ total_weights).sum()) for x, v in zip(inputs_a, values_a, strict=True)]
-            )
+            fitted = np.array([float(model.predict(x, b).sum()) for x, b in zip(inputs_a, base, strict=True)])
             y = y[picked]
     residual = fitted - y
     return CameraModel(
@@ -224,7 +222,6 @@ def _choose(
     x_total: np.ndarray,
     y: np.ndarray,
     counted: np.ndarray,
-    below: int,
     *,
     ridge: float,
     rounds: int | None,
@@ -247,8 +244,7 @@ def _choose(
     weights = _ridge(x_total[:cut], y[:cut], ridge)
     linear = values[cut:] @ weights
     trees = DensityModel.train(
-        inputs[:cut], heads[:cut], values[:cut] @ weights, counted, below, threads=threads, progress=progress,
-        **({"rounds": rounds} if rounds else {}),
+        inputs[:cut], heads[:cut], values[:cut] @ weights, counted, rounds=rounds, threads=threads, progress=progress
     )
     tree_density = np.stack([trees.predict(x, b) for x, b in zip(inputs[cut:], linear, strict=True)])
     truth = heads[cut:]

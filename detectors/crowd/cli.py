@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     )
     cal.add_argument("--cell", type=int, default=16, help="feature cell size in pixels (default 16)")
     cal.add_argument("--ridge", type=float, default=1.0, help="ridge penalty of the linear count model (default 1)")
-    cal.add_argument("--rounds", type=int, default=300, help="boosting rounds of the density model (default 300)")
+    cal.add_argument("--rounds", type=int, help="boosting rounds of the density model (default 300)")
     cal.add_argument(
         "--method",
         choices=("auto", "linear", "trees"),

@@ -125,7 +125,7 @@ class Counter:
         self._cell_weight = cell_weights(self._roi, model.perspective, model.cell)
         self._masks = [zone_mask(z, model.width, model.height, model.cell) for z in self.zones]
         counted = counted_cells(self._roi, model.cell)
-        self._density = DensityModel.from_text(model.density, counted, model.below) if model.density else None
+        self._density = DensityModel.from_text(model.density, counted) if model.density else None
         # the body under a head: a cell is occupied when a head is up to this many cells above it
         self._body = max(model.below, 1)
         self._frames = 0
@@ -140,10 +140,13 @@ class Counter:
         m = self.model
         if image.shape[:2] != (m.height, m.width):
             image = cv2.resize(image, (m.width, m.height), interpolation=cv2.INTER_AREA)
-        grid = extract_features(image, self._background, self._roi, self._cell_weight, m.cell)
+        trees = self._density
+        grid = extract_features(
+            image, self._background, self._roi, self._cell_weight, m.cell, texture=trees is not None
+        )
         density = (grid.values @ m.total_weights).astype(np.float32)
-        if self._density is not None:
-            density = self._density.predict(design(grid.values, grid.texture, self._cell_weight, m.below), density)
+        if trees is not None:
+            density = trees.predict(design(grid.values, grid.texture, self._cell_weight, m.below), density)
         total = max(float(density.sum()), 0.0)
         zones = tuple(
             ZoneCount(zone=z.name, count=max(float((density * mask).sum()), 0.0))

@@ -36,6 +36,7 @@ def _lightgbm():
         raise ImportError(f"lightgbm cannot load ({exc}): install OpenMP (Debian: apt-get install libgomp1)") from exc
     return lightgbm
 
+
 _ROUNDS = 300
 _PARAMS = {
     "objective": "regression",
@@ -85,10 +86,9 @@ def design(values: np.ndarray, texture: np.ndarray, cell_weight: np.ndarray, bel
 class DensityModel:
     """Boosted trees over :func:`design` inputs; ``counted`` marks the cells that may hold people."""
 
-    def __init__(self, booster, counted: np.ndarray, below: int) -> None:  # booster: lightgbm.Booster
+    def __init__(self, booster, counted: np.ndarray) -> None:  # booster: lightgbm.Booster
         self._booster = booster
         self.counted = counted.astype(bool)
-        self.below = below
 
     @classmethod
     def train(
@@ -97,9 +97,8 @@ class DensityModel:
         heads: np.ndarray,
         base: np.ndarray,
         counted: np.ndarray,
-        below: int,
         *,
-        rounds: int = _ROUNDS,
+        rounds: int | None = None,
         threads: int = 0,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> DensityModel:
@@ -107,9 +106,10 @@ class DensityModel:
 
         The trees learn what the linear density ``base`` (frames, rows, cols) misses: where it
         already counts right (well-separated people) they add little, and they never have to
-        learn the count from nothing.
+        learn the count from nothing. ``rounds`` defaults to 300.
         """
         lgb = _lightgbm()
+        rounds = rounds or _ROUNDS
         mask = counted.astype(bool)
         x = inputs[:, mask].reshape(-1, inputs.shape[-1])
         y = heads[:, mask].ravel().astype(np.float32)
@@ -126,7 +126,7 @@ class DensityModel:
             callbacks.append(report)
         data = lgb.Dataset(x, y, init_score=b, free_raw_data=True)
         booster = lgb.train(params, data, num_boost_round=rounds, callbacks=callbacks)
-        return cls(booster, mask, below)
+        return cls(booster, mask)
 
     def predict(self, inputs: np.ndarray, base: np.ndarray) -> np.ndarray:
         """People per cell (rows, cols) float32: ``base`` (the linear density) plus the trees.
@@ -148,16 +148,11 @@ class DensityModel:
         return self._booster.model_to_string()
 
     @classmethod
-    def from_text(cls, text: str, counted: np.ndarray, below: int) -> DensityModel:
+    def from_text(cls, text: str, counted: np.ndarray) -> DensityModel:
         """Trees from :meth:`to_text`; ``ValueError`` when the text is not a LightGBM model."""
         lgb = _lightgbm()
         try:
             booster = lgb.Booster(model_str=text)
         except lgb.basic.LightGBMError as exc:
             raise ValueError(f"density model: {exc}") from exc
-        return cls(booster, counted, below)
-
-    @property
-    def inputs(self) -> int:
-        """How many inputs per cell the trees expect."""
-        return self._booster.num_feature()
+        return cls(booster, counted)

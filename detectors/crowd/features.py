@@ -56,7 +56,8 @@ class FeatureGrid:
     """Features of one frame: ``values[row, col, feature]``, already perspective-weighted."""
 
     values: np.ndarray  # float32, (rows, cols, len(FEATURE_NAMES))
-    texture: np.ndarray  # float32, (rows, cols, ORIENTATIONS): the frame's mean gradient magnitude / 100 per direction
+    texture: np.ndarray | None  # float32 (rows, cols, ORIENTATIONS): the frame's mean gradient magnitude / 100 per
+    # direction; None when not asked for (a linear density does not use it)
     change: np.ndarray  # uint8 (H, W): per-pixel colour difference to the background (for adaptation)
     gain: float  # global brightness of the frame relative to the background
 
@@ -106,7 +107,13 @@ class Background:
 
 
 def extract_features(
-    frame: np.ndarray, background: Background, roi: np.ndarray, cell_weight: np.ndarray, cell: int
+    frame: np.ndarray,
+    background: Background,
+    roi: np.ndarray,
+    cell_weight: np.ndarray,
+    cell: int,
+    *,
+    texture: bool = True,
 ) -> FeatureGrid:
     """Features of a BGR uint8 ``frame``.
 
@@ -143,7 +150,8 @@ def extract_features(
     pooled_f = cell_pool(cv2.merge([gradient_change, new_gradient, horizontal, vertical, diagonal]), cell)
     values = np.concatenate([pooled_u8[:, :, :5], pooled_f[:, :, :2], pooled_u8[:, :, 5:6], pooled_f[:, :, 2:]], axis=2)
     values *= cell_weight[:, :, None]
-    return FeatureGrid(values=values, texture=_orientation_energy(gx, gy, cell), change=change, gain=gain)
+    energy = _orientation_energy(gx, gy, cell) if texture else None
+    return FeatureGrid(values=values, texture=energy, change=change, gain=gain)
 
 
 @lru_cache(maxsize=8)
