@@ -203,10 +203,12 @@ def _scratch_database(url: str, config: WatchpostConfig) -> Iterator[str]:
 # --- the publisher process ----------------------------------------------------------------------
 
 
-def _publish(broker_url: str, corpus: Corpus, rate: float, out: mp.connection.Connection) -> None:
+def _publish(
+    broker_url: str, corpus: Corpus, rate: float, reconnect_s: tuple[int, int], out: mp.connection.Connection
+) -> None:
     """In a child process: publish ``corpus`` (paced at ``rate`` if > 0); send back the send times."""
     sent_at = []
-    with Publisher(BrokerAddress.parse(broker_url)) as pub:
+    with Publisher(BrokerAddress.parse(broker_url), reconnect_s=reconnect_s) as pub:
         out.send("ready")
         out.recv()  # go
         started = time.monotonic()
@@ -221,10 +223,12 @@ def _publish(broker_url: str, corpus: Corpus, rate: float, out: mp.connection.Co
 
 
 @contextmanager
-def _publisher(broker: BrokerAddress, corpus: Corpus, rate: float = 0.0) -> Iterator[tuple[callable, callable]]:
+def _publisher(
+    broker: BrokerAddress, corpus: Corpus, rate: float = 0.0, *, reconnect_s: tuple[int, int] = (1, 30)
+) -> Iterator[tuple[callable, callable]]:
     ctx = mp.get_context("spawn")
     ours, theirs = ctx.Pipe()
-    proc = ctx.Process(target=_publish, args=(str(broker), corpus, rate, theirs), daemon=True)
+    proc = ctx.Process(target=_publish, args=(str(broker), corpus, rate, reconnect_s, theirs), daemon=True)
     proc.start()
     if ours.recv() != "ready":
         raise RuntimeError("publisher did not connect")

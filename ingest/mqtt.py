@@ -108,13 +108,15 @@ def _no_delay(_client: paho.Client, _userdata: object, sock: object) -> None:
         pass  # not a TCP socket (a websocket transport): nothing to tune
 
 
-def _new_client(address: BrokerAddress, client_id: str, *, manual_ack: bool) -> paho.Client:
+def _new_client(
+    address: BrokerAddress, client_id: str, *, manual_ack: bool, reconnect_s: tuple[int, int] = (1, 30)
+) -> paho.Client:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=manual_ack)
     if address.username is not None:
         client.username_pw_set(address.username, address.password)
     if address.tls:
         client.tls_set(ca_certs=address.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    client.reconnect_delay_set(min_delay=reconnect_s[0], max_delay=reconnect_s[1])
     client.on_socket_open = _no_delay
     return client
 
@@ -158,7 +160,7 @@ class Subscriber:
         self.detail = ""
         self.connected = threading.Event()
         self.subscribed = threading.Event()
-        self._client = _new_client(address, client_id, manual_ack=True)
+        self._client = _new_client(address, client_id, manual_ack=True, reconnect_s=(1, 2))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -316,9 +318,16 @@ class Subscriber:
 class Publisher:
     """A QoS 1 publisher for the simulator, benchmarks and tests."""
 
-    def __init__(self, address: BrokerAddress, *, client_id: str = "", max_inflight: int = 0) -> None:
+    def __init__(
+        self,
+        address: BrokerAddress,
+        *,
+        client_id: str = "",
+        max_inflight: int = 0,
+        reconnect_s: tuple[int, int] = (1, 30),
+    ) -> None:
         self.address = address
-        self._client = _new_client(address, client_id, manual_ack=False)
+        self._client = _new_client(address, client_id, manual_ack=False, reconnect_s=reconnect_s)
         # 0 = no client-side limit: paho rescans every unacknowledged message after each
         # PUBACK when a limit is set, which is quadratic in a burst of thousands.
         self._client.max_inflight_messages_set(max_inflight)

@@ -146,7 +146,11 @@ def test_an_ingest_worker_sigkilled_20_times_during_the_stream_loses_and_doubles
 
 def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(config, database_url, db, tmp_path):
     """The production-configured Mosquitto stopped and started again mid-stream: the worker shows the broker
-    lost within 5 s, reconnects to its persisted session, and every event is stored once."""
+    lost within 5 s, is back within 3 s of the restart, and every event is stored once."""
+    # Mosquitto 2.0.11 does not restore shared subscriptions after its own restart: what devices
+    # publish before a worker has subscribed again is dropped by the broker (README, "Settings that
+    # decide whether anything is lost"). The devices here come back 8 s after the broker went down,
+    # about 5 s after it is up again; the worker retries every 2 s at most.
     folder, port = tmp_path / "broker", free_port()
     conf = ROOT / "deploy" / "mosquitto" / "mosquitto.conf"
     services = EmbeddedServices()
@@ -161,7 +165,8 @@ def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(config, database_
     try:
         assert worker.wait_ready(15)
         watcher.start()
-        with _publisher(BrokerAddress.parse(url), _corpus(config, n, "broker"), RATE) as (go, sent_times):
+        devices = _publisher(BrokerAddress.parse(url), _corpus(config, n, "broker"), RATE, reconnect_s=(8, 8))
+        with devices as (go, sent_times):
             go()
             time.sleep(4)
             down_at = time.monotonic()
@@ -191,6 +196,7 @@ def test_a_broker_restart_mid_stream_loses_and_doubles_nothing(config, database_
         )
         assert (total, distinct) == (n, n)
         assert lost is not None and lost - down_at < 5
+        assert back is not None and back - up_at < 3
     finally:
         stop.set()
         worker.stop()
