@@ -135,8 +135,16 @@ def calibrate(
             choice: dict[str, object] = {"method": "density trees", "chosen_by": "asked for"}
         else:
             choice = _choose(
-                inputs_a, heads_a, values_a, x_total[picked], y[picked], counted,
-                ridge=ridge, rounds=rounds, threads=threads, progress=progress,
+                inputs_a,
+                heads_a,
+                values_a,
+                x_total[picked],
+                y[picked],
+                counted,
+                ridge=ridge,
+                rounds=rounds,
+                threads=threads,
+                progress=progress,
             )
         fit.update(choice)
         if choice["method"] == "density trees":
@@ -236,11 +244,15 @@ def _choose(
     one is then fitted on every frame. Trees need a scene whose crowds the linear density
     gets wrong (people overlapping near the camera); on well-separated people the linear
     density generalises better.
+
+    With fewer than 20 frames nothing is held out and the linear density is kept: on Mall,
+    12 or 19 frames spread over 1-600 count 601-800 with MAE 2.1 linear against 2.6-2.8 for
+    the trees (2.0 against 1.9 from 40 frames).
     """
     n = len(y)
-    cut = max(1, (3 * n) // 4)
-    if n - cut < 5:
-        return {"method": "density trees", "chosen_by": "too few frames to hold some out"}
+    cut = (3 * n) // 4
+    if n < 20:
+        return {"method": "linear density", "chosen_by": f"too few frames with heads ({n}) to hold some out"}
     weights = _ridge(x_total[:cut], y[:cut], ridge)
     linear = values[cut:] @ weights
     trees = DensityModel.train(
@@ -265,7 +277,8 @@ def _held_out_error(density: np.ndarray, truth: np.ndarray) -> float:
     cols = np.array_split(np.arange(density.shape[2]), 4)
     region = [
         np.abs(density[:, r][:, :, c].sum(axis=(1, 2)) - truth[:, r][:, :, c].sum(axis=(1, 2))).mean()
-        for r in rows for c in cols
+        for r in rows
+        for c in cols
     ]
     return count + float(np.mean(region))
 

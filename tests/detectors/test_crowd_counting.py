@@ -211,6 +211,16 @@ def test_calibration_picks_the_density_model_with_the_lower_held_out_error(model
     assert (model.density is None) == (better == "linear density")
 
 
+def test_a_handful_of_calibration_frames_keeps_the_linear_density():
+    """Auto calibration from fewer than 20 frames with heads holds none out and keeps the linear density."""
+    labels, images = _labelled(syn.video(15, seed=3, max_people=10))
+    m = calibrate(
+        labels, lambda lf: images[lf.frame], perspective=syn.perspective(), person_height_px=syn.BOTTOM_HEIGHT
+    )
+    assert m.density is None and m.fit["method"] == "linear density"
+    assert "too few frames with heads (15)" in m.fit["chosen_by"]
+
+
 def test_density_trees_count_unseen_video_and_zones_follow_the_heads(tree_model):
     """A model with density trees counts unseen synthetic video within 1.5 people, its zones adding up to the total."""
     assert tree_model.density is not None and tree_model.fit["method"] == "density trees"
