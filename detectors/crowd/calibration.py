@@ -34,6 +34,7 @@ METHODS = ("auto", "linear", "trees")
 _BACKGROUND_FRAMES = 200
 _RIDGE = 1.0
 _MAX_DENSITY_ROWS = 2_000_000  # cells (of all frames) the density model trains on; more frames are thinned
+_MIN_TO_CHOOSE = 20  # frames with heads "auto" needs to hold a quarter out; with fewer it keeps the linear density
 
 
 class CalibrationError(Exception):
@@ -101,9 +102,9 @@ def calibrate(
     counted = counted_cells(roi_mask, cell)
     below = below_cells(person_height_px or 0.26 * height, cell)
     located = [i for i, lf in enumerate(labels) if lf.heads or lf.count == 0]
-    with_heads = len(located) >= 10 and method != "linear"
-    if method == "trees" and not with_heads:
+    if method == "trees" and len(located) < 10:
         raise CalibrationError(f"density trees need at least 10 frames with head positions, got {len(located)}")
+    with_heads = method == "trees" or (method == "auto" and len(located) >= _MIN_TO_CHOOSE)
     thin = max(1, -(-len(located) * int(counted.sum()) // _MAX_DENSITY_ROWS))
     learn = set(located[::thin]) if with_heads else set()
     totals, counts, inputs, heads, values = [], [], [], [], []
@@ -123,7 +124,7 @@ def calibrate(
     x_total = np.stack(totals).astype(np.float64)
     y = np.array(counts)
     total_weights = _ridge(x_total, y, ridge)
-    why = "asked for" if method == "linear" else "too few frames with head positions"
+    why = "asked for" if method == "linear" else f"too few frames with heads ({len(located)}) to hold some out"
     fit: dict[str, object] = {"method": "linear density", "chosen_by": why}
     fitted = x_total @ total_weights
     density = None
@@ -245,14 +246,12 @@ def _choose(
     gets wrong (people overlapping near the camera); on well-separated people the linear
     density generalises better.
 
-    With fewer than 20 frames nothing is held out and the linear density is kept: on Mall,
-    12 or 19 frames spread over 1-600 count 601-800 with MAE 2.1 linear against 2.6-2.8 for
-    the trees (2.0 against 1.9 from 40 frames).
+    Needs ``_MIN_TO_CHOOSE`` frames; with fewer, :func:`calibrate` keeps the linear density
+    without building the trees' inputs: on Mall, 12 or 19 frames spread over 1-600 count
+    601-800 with MAE 2.1 linear against 2.6-2.8 for the trees (2.0 against 1.9 from 40 frames).
     """
     n = len(y)
     cut = (3 * n) // 4
-    if n < 20:
-        return {"method": "linear density", "chosen_by": f"too few frames with heads ({n}) to hold some out"}
     weights = _ridge(x_total[:cut], y[:cut], ridge)
     linear = values[cut:] @ weights
     trees = DensityModel.train(
