@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from ingest.mqtt import BrokerAddress, Publisher, RawCounter
+from ingest.mqtt import RECONNECT_S, BrokerAddress, Publisher, RawCounter
 from ingest.normalise import Normaliser
 from ingest.pipeline import IngestWorker
 from ingest.simulator import traffic
@@ -224,7 +224,7 @@ def _publish(
 
 @contextmanager
 def _publisher(
-    broker: BrokerAddress, corpus: Corpus, rate: float = 0.0, *, reconnect_s: tuple[int, int] = (1, 30)
+    broker: BrokerAddress, corpus: Corpus, rate: float = 0.0, *, reconnect_s: tuple[int, int] = RECONNECT_S
 ) -> Iterator[tuple[callable, callable]]:
     ctx = mp.get_context("spawn")
     ours, theirs = ctx.Pipe()

@@ -28,7 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from watchpost.model import ReceivedMessage
 
-__all__ = ["BrokerAddress", "LinkState", "Publisher", "RawCounter", "Subscriber", "probe"]
+__all__ = ["RECONNECT_S", "BrokerAddress", "LinkState", "Publisher", "RawCounter", "Subscriber", "probe"]
 
 log = logging.getLogger("watchpost.mqtt")
 
@@ -108,8 +108,15 @@ def _no_delay(_client: paho.Client, _userdata: object, sock: object) -> None:
         pass  # not a TCP socket (a websocket transport): nothing to tune
 
 
+# Seconds before the first reconnection attempt and at most between attempts (paho backs off between
+# them). Workers retry every 2 s at most: Mosquitto 2.0.11 does not restore shared subscriptions after its
+# own restart, and what arrives before a worker subscribes again is dropped (README).
+RECONNECT_S = (1, 30)
+_WORKER_RECONNECT_S = (1, 2)
+
+
 def _new_client(
-    address: BrokerAddress, client_id: str, *, manual_ack: bool, reconnect_s: tuple[int, int] = (1, 30)
+    address: BrokerAddress, client_id: str, *, manual_ack: bool, reconnect_s: tuple[int, int] = RECONNECT_S
 ) -> paho.Client:
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5, manual_ack=manual_ack)
     if address.username is not None:
@@ -160,7 +167,7 @@ class Subscriber:
         self.detail = ""
         self.connected = threading.Event()
         self.subscribed = threading.Event()
-        self._client = _new_client(address, client_id, manual_ack=True, reconnect_s=(1, 2))
+        self._client = _new_client(address, client_id, manual_ack=True, reconnect_s=_WORKER_RECONNECT_S)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
@@ -324,7 +331,7 @@ class Publisher:
         *,
         client_id: str = "",
         max_inflight: int = 0,
-        reconnect_s: tuple[int, int] = (1, 30),
+        reconnect_s: tuple[int, int] = RECONNECT_S,
     ) -> None:
         self.address = address
         self._client = _new_client(address, client_id, manual_ack=False, reconnect_s=reconnect_s)
