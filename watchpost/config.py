@@ -173,7 +173,8 @@ class CrowdCameraConfig(_Model):
     )
     frame_size: tuple[int, int] | None = Field(
         default=None,
-        description="[width, height] of the picture the zones are drawn on; default the model's frame size",
+        description="[width, height] of the picture the zones are drawn on; default the size of the frames the"
+        " model was calibrated from",
     )
     alert: str = Field(default="crowd_gathering", description="Alert type a gathering raises (alerts.types)")
     max_pixels: int = Field(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -27,9 +28,10 @@ from detectors.crowd.density import DensityModel, below_cells, design
 from detectors.crowd.features import Background, extract_features
 from detectors.crowd.labels import LabelledFrame
 
-__all__ = ["METHODS", "CalibrationError", "calibrate", "person_height"]
+__all__ = ["MAX_WIDTH", "METHODS", "CalibrationError", "calibrate", "person_height", "working_size"]
 
 METHODS = ("auto", "linear", "trees")
+MAX_WIDTH = 640  # frames wider than this are counted at this width by default: the features' cost is per pixel
 
 _BACKGROUND_FRAMES = 200
 _RIDGE = 1.0
@@ -46,6 +48,22 @@ def person_height(person_area: float, weight: np.ndarray | float) -> np.ndarray:
     return np.sqrt(person_area / (0.35 * np.asarray(weight, np.float64)))
 
 
+def working_size(width: int, height: int, cell: int, *, max_width: int = MAX_WIDTH) -> tuple[int, int]:
+    """The size a camera of ``width`` x ``height`` is counted at: at most ``max_width`` wide, never
+    enlarged, the aspect kept, each side rounded to whole cells (a 1920x1080 camera: 640x352)."""
+    if width <= 0 or height <= 0:
+        raise CalibrationError(f"frame size {width}x{height}: expected positive")
+    scale = min(1.0, max_width / width)
+    return (max(cell, round(width * scale / cell) * cell), max(cell, round(height * scale / cell) * cell))
+
+
+def _fit_to(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """``image`` resized to ``size`` (width, height) unless it already has that size."""
+    if image.shape[1::-1] == size:
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+
+
 def calibrate(
     labels: Sequence[LabelledFrame],
     read: Callable[[LabelledFrame], np.ndarray],
@@ -54,6 +72,7 @@ def calibrate(
     perspective: np.ndarray | None = None,
     person_height_px: float | None = None,
     cell: int = 16,
+    size: tuple[int, int] | None = None,
     ridge: float = _RIDGE,
     rounds: int | None = None,
     threads: int = 0,
@@ -74,21 +93,38 @@ def calibrate(
     if len(labels) < 10:
         raise CalibrationError(f"calibration needs at least 10 labelled frames, got {len(labels)}")
     step = max(1, len(labels) // _BACKGROUND_FRAMES)
-    sample = []
+    sample: list[np.ndarray] = []
     for i, lf in enumerate(labels[::step]):
-        sample.append(read(lf))
+        image = read(lf)
+        if not sample:
+            source_height, source_width = image.shape[:2]
+            width, height = size or working_size(source_width, source_height, cell)
+            if height % cell or width % cell or width <= 0 or height <= 0:
+                raise CalibrationError(f"size {width}x{height} is not a whole number of {cell}-pixel cells")
+        elif image.shape[:2] != (source_height, source_width):
+            raise CalibrationError("calibration frames differ in size")
+        sample.append(_fit_to(image, (width, height)))  # a sample of 1080p frames at full size would take 1.2 GB
         if progress:
             progress("background", i + 1, len(labels[::step]))
-    height, width = sample[0].shape[:2]
-    if any(im.shape != sample[0].shape for im in sample):
-        raise CalibrationError("calibration frames differ in size")
-    if height % cell or width % cell:
-        raise CalibrationError(f"frame size {width}x{height} is not a multiple of the {cell}-pixel cell")
-    roi_mask = np.ones((height, width), np.uint8) if roi is None else (roi > 0).astype(np.uint8)
-    weight_map = np.ones((height, width), np.float32) if perspective is None else perspective.astype(np.float32)
-    if roi_mask.shape != (height, width) or weight_map.shape != (height, width):
-        raise CalibrationError(f"ROI/perspective size {roi_mask.shape[::-1]} differs from the frames {width}x{height}")
+    sx, sy = width / source_width, height / source_height
+    given = [m for m in (roi, perspective) if m is not None]
+    for m in given:
+        if m.shape[:2] not in ((source_height, source_width), (height, width)):
+            raise CalibrationError(
+                f"ROI/perspective size {m.shape[1]}x{m.shape[0]} differs from the frames {source_width}x{source_height}"
+            )
+    counted_px = np.ones((height, width), np.uint8) if roi is None else (roi > 0).astype(np.uint8)
+    roi_mask = _fit_to(counted_px, (width, height), nearest=True)
+    weight_map = (
+        np.ones((height, width), np.float32)
+        if perspective is None
+        else _fit_to(perspective.astype(np.float32), (width, height))
+    )
+    if person_height_px is not None:
+        person_height_px *= sy
     person_area = 0.35 * (person_height_px or 0.26 * height) ** 2
+    if (sx, sy) != (1.0, 1.0):
+        labels = [replace(lf, heads=tuple((x * sx, y * sy) for x, y in lf.heads)) for lf in labels]
     sampled = labels[::step]
     if all(lf.heads or lf.count == 0 for lf in sampled):
         masks = [_people_mask(lf, weight_map, person_area) for lf in sampled]
@@ -110,8 +146,11 @@ def calibrate(
     totals, counts, inputs, heads, values = [], [], [], [], []
     for i, lf in enumerate(labels):
         image = read(lf)
-        if image.shape[:2] != (height, width):
-            raise CalibrationError(f"{lf.frame}: size {image.shape[1]}x{image.shape[0]}, expected {width}x{height}")
+        if image.shape[:2] != (source_height, source_width):
+            raise CalibrationError(
+                f"{lf.frame}: size {image.shape[1]}x{image.shape[0]}, expected {source_width}x{source_height}"
+            )
+        image = _fit_to(image, (width, height))
         grid = extract_features(image, bg, roi_mask, cw, cell, texture=i in learn)
         totals.append(grid.values.reshape(-1, grid.values.shape[2]).sum(axis=0))
         counts.append(float(lf.count))
@@ -174,6 +213,7 @@ def calibrate(
             "ridge": ridge,
             "train_mae": round(float(np.abs(residual).mean()), 4),
             "train_rmse": round(float(np.sqrt((residual**2).mean())), 4),
+            "source_size": [source_width, source_height],
             "first_frame": labels[0].frame,
             "last_frame": labels[-1].frame,
         },

@@ -38,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         help="a person's height in pixels where the perspective weight is 1 (default 26%% of the frame height)",
     )
     cal.add_argument("--cell", type=int, default=16, help="feature cell size in pixels (default 16)")
+    cal.add_argument(
+        "--size",
+        type=_size,
+        help="WxH to count at, whole cells (default: the frames' size, at most 640 wide: 1920x1080 counts at 640x352)",
+    )
     cal.add_argument("--ridge", type=float, default=1.0, help="ridge penalty of the linear count model (default 1)")
     cal.add_argument("--rounds", type=int, help="boosting rounds of the density model (default 300)")
     cal.add_argument(
@@ -54,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     ev = sub.add_parser("eval", help="count errors, speed and gathering scores on labelled frames")
     ev.add_argument("--model", type=Path, required=True, help="camera model from 'crowd calibrate'")
     _frame_args(ev)
-    ev.add_argument("--zone", help='polygon in image pixels: "x1,y1 x2,y2 x3,y3 ..."')
+    ev.add_argument("--zone", help='polygon in the frames\' pixels: "x1,y1 x2,y2 x3,y3 ..."')
     ev.add_argument("--threshold", type=float, help="people in the zone that make a gathering")
     ev.add_argument("--dwell", type=float, default=5, help="frames at or above the threshold before raising (5)")
     ev.add_argument("--release-threshold", type=float, help="level below which it clears (default 80%% of threshold)")
@@ -74,6 +79,14 @@ def _frame_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=Path, required=True, help="folder of the JPEG frames named in the labels")
     p.add_argument("--labels", type=Path, required=True, help='labels.json: {"frames": [{"frame","count","heads"}]}')
     p.add_argument("--range", dest="span", type=parse_range, help="only labels at 1-based positions FIRST-LAST")
+
+
+def _size(text: str) -> tuple[int, int]:
+    """``"640x352"`` -> (640, 352)."""
+    w, sep, h = text.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 640x352")
+    return int(w), int(h)
 
 
 class _Progress:
@@ -117,6 +130,7 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
             perspective=perspective,
             person_height_px=args.person_height,
             cell=args.cell,
+            size=args.size,
             ridge=args.ridge,
             rounds=args.rounds,
             threads=args.threads,
@@ -193,11 +207,17 @@ def _evaluate(args: argparse.Namespace) -> int:
             source.read(lf.frame)  # raises the FrameError that names the file and the reason
     started = time.perf_counter()
     for i, lf in enumerate(labels):
-        source.read(lf.frame)
+        image = source.read(lf.frame)
         progress("decode only", i + 1, len(labels))
     decode_fps = len(labels) / (time.perf_counter() - started)
 
-    counter = Counter(model, [zone] if zone else [], adapt_rate=args.adapt_rate)
+    # The zone and the labels are in the frames' pixels; the counter works at the model's size.
+    frame_w, frame_h = image.shape[1], image.shape[0]
+    counted_zone = None
+    if zone is not None:
+        sx, sy = model.width / frame_w, model.height / frame_h
+        counted_zone = Zone(name=zone.name, polygon=tuple((x * sx, y * sy) for x, y in zone.polygon))
+    counter = Counter(model, [counted_zone] if counted_zone else [], adapt_rate=args.adapt_rate)
     predicted, zone_predicted = [], []
     wall, cpu = 0.0, 0.0
     for i, lf in enumerate(labels):
@@ -220,6 +240,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         "fps_cpu": round(len(labels) / cpu, 2) if cpu > 0 else None,
         "decode_fps": round(decode_fps, 2),
         "opencv_threads": cv2.getNumThreads(),
+        "frame_size": f"{frame_w}x{frame_h}",
+        "counted_at": f"{model.width}x{model.height}",
     }
     true_eps, pred_eps, zone_true = [], [], None
     if zone is not None and rule is not None:
@@ -273,6 +295,8 @@ def _print_report(r: dict[str, Any], labels: tuple[LabelledFrame, ...]) -> None:
     print(f"bias          {r['bias']:+.3f}")
     print(f"fps           {r['fps']:.1f} (decode + count, wall clock; {r['fps_cpu']} per CPU-second)")
     print(f"decode alone  {r['decode_fps']:.1f} fps (read + JPEG decode: the ceiling)")
+    if r["frame_size"] != r["counted_at"]:
+        print(f"size          frames {r['frame_size']}, counted at {r['counted_at']}")
     if "f1" in r:
         print(f"zone MAE      {r['zone_mae']:.3f} (RMSE {r['zone_rmse']:.3f}, bias {r['zone_bias']:+.3f})")
         print(f"gathering     precision {r['precision']:.3f}  recall {r['recall']:.3f}  F1 {r['f1']:.3f}")

@@ -321,7 +321,9 @@ class _Camera:
         return _load_model(self.crowd.model)
 
     def _setup(self, model: CameraModel) -> None:
-        width, height = self.crowd.frame_size or (model.width, model.height)
+        # zones are drawn on the camera's picture: the configured size, else the size the model was calibrated from
+        source = model.fit.get("source_size") or (model.width, model.height)
+        width, height = self.crowd.frame_size or (int(source[0]), int(source[1]))
         sx, sy = model.width / width, model.height / height
         zones = [
             Zone(name=z.id, polygon=tuple((x * sx, y * sy) for x, y in z.polygon), area_m2=z.area_m2)

@@ -95,3 +95,59 @@ def test_bad_inputs_exit_2_with_the_reason(model, dataset, tmp_path, capsys):
     assert "--threshold" in capsys.readouterr().err
     assert main(["crowd", "eval", "--model", str(labels), "--frames", str(folder), "--labels", str(labels)]) == 2
     assert "not a camera model" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def big_camera(tmp_path_factory):
+    """The synthetic sequence as a 1000x750 camera (not whole 16-pixel cells), with its labels and ROI file."""
+    import cv2
+
+    folder = tmp_path_factory.mktemp("big")
+    small = syn.write_dataset(folder / "small", syn.video(120, seed=21, max_people=14))
+    scale = 1000 / syn.WIDTH
+    doc = json.loads(small.read_text())
+    (folder / "frames").mkdir()
+    for item in doc["frames"]:
+        image = cv2.imread(str(folder / "small" / item["frame"]))
+        cv2.imwrite(
+            str(folder / "frames" / item["frame"]), cv2.resize(image, (1000, 750), interpolation=cv2.INTER_CUBIC)
+        )
+        item["heads"] = [[x * scale, y * scale] for x, y in item["heads"]]
+    labels = folder / "labels.json"
+    labels.write_text(json.dumps(doc))
+    roi = folder / "roi.npz"
+    with open(roi, "wb") as fh:
+        np.savez(fh, roi_mask=np.ones((750, 1000), np.uint8), perspective=cv2.resize(syn.perspective(), (1000, 750)))
+    return folder, labels, roi
+
+
+def test_a_large_camera_is_calibrated_and_counted_at_the_working_size(big_camera, tmp_path, capsys):
+    """1000x750 frames calibrate at 640x480 by default; eval takes the zone in the frames' pixels and scores it."""
+    from detectors.crowd.camera import CameraModel
+
+    folder, labels, roi = big_camera
+    out = tmp_path / "big.model"
+    args = ["crowd", "calibrate", "--frames", str(folder / "frames"), "--labels", str(labels), "--roi", str(roi)]
+    assert main([*args, "--range", "1-80", "--person-height", str(60 * 1000 / syn.WIDTH), "--out", str(out)]) == 0
+    capsys.readouterr()
+    model = CameraModel.load(out)
+    assert (model.width, model.height) == (640, 480) and model.fit["source_size"] == [1000, 750]
+    ev = ["crowd", "eval", "--model", str(out), "--frames", str(folder / "frames"), "--labels", str(labels)]
+    ev += ["--range", "81-120", "--zone", "0,0 500,0 500,750 0,750", "--threshold", "3", "--dwell", "3", "--json"]
+    assert main(ev) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["frame_size"] == "1000x750" and result["counted_at"] == "640x480"
+    assert result["mae"] < 1.5 and result["zone_mae"] < 1.0
+
+
+def test_calibrate_refuses_a_size_that_is_not_whole_cells(big_camera, tmp_path, capsys):
+    """--size must be whole 16-pixel cells, and well formed: exit 2 with the reason, no model written."""
+    folder, labels, roi = big_camera
+    out = tmp_path / "odd.model"
+    args = ["crowd", "calibrate", "--frames", str(folder / "frames"), "--labels", str(labels), "--out", str(out)]
+    assert main([*args, "--range", "1-20", "--size", "650x480"]) == 2
+    assert "650x480 is not a whole number of 16-pixel cells" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--size", "wide"])
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    assert not out.exists()

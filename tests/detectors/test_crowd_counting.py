@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from detectors.crowd import synthetic as syn
-from detectors.crowd.calibration import CalibrationError, calibrate
+from detectors.crowd.calibration import CalibrationError, calibrate, working_size
 from detectors.crowd.camera import CameraModel, ModelFileError, load_roi
 from detectors.crowd.counting import Counter, Zone
 from detectors.crowd.labels import LabelledFrame
@@ -284,3 +284,13 @@ def test_damaged_density_trees_are_refused_with_the_reason(tree_model):
     damaged = dataclasses.replace(tree_model, density="tree\nversion=v4\nnot a model")
     with pytest.raises(ValueError, match="density model"):
         Counter(damaged)
+
+
+def test_working_size_keeps_small_frames_and_shrinks_large_ones_to_whole_cells():
+    """Frames up to 640 wide keep their size (rounded to whole cells); wider ones count at 640 wide, aspect kept."""
+    assert working_size(640, 480, 16) == (640, 480)
+    assert working_size(320, 240, 16) == (320, 240)
+    assert working_size(238, 158, 16) == (240, 160)
+    assert working_size(1920, 1080, 16) == (640, 352)
+    assert working_size(2560, 1440, 16) == (640, 352)
+    assert working_size(704, 576, 16) == (640, 528)

@@ -345,3 +345,41 @@ def test_a_model_file_that_cannot_be_read_is_an_error_with_the_reason(config, da
         assert status["last_error"].startswith("camera model:")
     finally:
         w.stop()
+
+
+def test_zones_on_the_camera_picture_need_no_frame_size_when_the_model_knows_it(
+    config, database_url, broker, db, model
+):
+    """Without frame_size, zones are in the pixels of the frames the model was calibrated from (its source_size)."""
+    import dataclasses
+
+    doc = config.model_dump(mode="json")
+    for device in doc["devices"]:
+        if device["id"] == CAMERA:
+            device["crowd"]["frame_size"] = None  # the zone is still drawn on the 1920x1080 picture
+    bare = WatchpostConfig.model_validate(doc)
+    calibrated_from_1080p = dataclasses.replace(model, fit={**model.fit, "source_size": [1920, 1080]})
+    w = CrowdWorker(
+        config=bare,
+        database_url=database_url,
+        broker=broker,
+        name="crowd-test",
+        models={CAMERA: calibrated_from_1080p},
+        status_every_s=0.3,
+    ).start()
+    try:
+        assert w.wait_ready(10), w.subscriber.detail if w.subscriber else ""
+        publisher = Publisher(broker).connect()
+        topic = bare.device_index[CAMERA].crowd.topic_for(CAMERA)
+        rng, background = np.random.default_rng(9), syn.background()
+        end = time.monotonic() + 2.5
+        while time.monotonic() < end:
+            image = background.copy()
+            syn.draw_people(image, PASSERS + CROWD)
+            publisher.publish(topic, encode_jpeg(syn.finish(image, rng), quality=90), qos=1).wait_for_publish(5)
+            time.sleep(0.05)
+        publisher.close()
+        (alert,) = wait_for(lambda: _crowd_alerts(db), timeout=10)
+        assert alert["detail"]["people"] >= THRESHOLD
+    finally:
+        w.stop()
