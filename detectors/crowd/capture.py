@@ -8,7 +8,10 @@ Sources yield :class:`Frame` objects at a configured sampling rate:
 - :class:`FileSource` -- a video file, read once to its end;
 - :class:`DirectorySource` -- a folder of JPEG files (or a given list of them), in order;
 - :class:`FrameInbox` -- JPEG frames pushed by a transport (a camera publishing over MQTT);
-- :func:`decode_jpeg` -- one JPEG byte string, e.g. a frame published over MQTT.
+- :func:`decode_jpeg` -- one JPEG byte string, e.g. a frame published over MQTT;
+- :func:`jpeg_payload` -- the JPEG inside an MQTT frame message: the raw bytes, base64 text
+  (as Node-RED flows and Blue Iris's ``&ALERT_JPEG`` send it, or a ``data:`` URI), or a JSON
+  object carrying such text under ``image``, ``jpeg``, ``frame``, ``snapshot``, ... .
 
 Every JPEG is checked before it is decoded: the magic bytes, a size cap, and the dimensions
 declared in its header against a pixel cap, so a small file that declares a gigapixel image
@@ -18,6 +21,9 @@ declared in its header against a pixel cap, so a small file that declares a giga
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import threading
 import time as _time
@@ -43,6 +49,8 @@ __all__ = [
     "StreamSource",
     "decode_jpeg",
     "jpeg_dimensions",
+    "IMAGE_KEYS",
+    "jpeg_payload",
     "redact_url",
 ]
 
@@ -168,6 +176,57 @@ def decode_jpeg(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes:
             FrameErrorReason.CORRUPT, f"decoded {image.shape[1]}x{image.shape[0]}, header says {width}x{height}"
         )
     return image
+
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+# Keys a JSON frame message may carry its base64 JPEG under (compared without case), in this order.
+IMAGE_KEYS = ("image", "jpeg", "jpg", "frame", "picture", "snapshot", "img", "image_data", "imagedata", "data")
+
+
+def jpeg_payload(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The JPEG bytes in a frame message: ``data`` itself when it is a JPEG, else decoded from base64
+    text, a ``data:image/jpeg;base64,`` URI, or a JSON object holding one under an :data:`IMAGE_KEYS` key.
+
+    :class:`FrameError` ``not_jpeg`` says what the message was instead; ``too_large`` when the
+    text could only hold more than ``max_bytes`` of JPEG. The JPEG itself is checked by
+    :func:`decode_jpeg`.
+    """
+    if data[:3] == _JPEG_MAGIC:
+        return data
+    if len(data) > max_bytes * 4 // 3 + 65536:  # base64 is 4/3 of the bytes; room for a JSON envelope
+        raise FrameError(FrameErrorReason.TOO_LARGE, f"{len(data)} bytes, over the {max_bytes}-byte cap")
+    text = data.strip()
+    what = "message"
+    if text[:1] == b"{":
+        try:
+            doc = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FrameError(FrameErrorReason.NOT_JPEG, f"a JSON message that does not parse ({exc})") from exc
+        fields = {str(k).lower(): v for k, v in doc.items()} if isinstance(doc, dict) else {}
+        key = next((k for k in IMAGE_KEYS if isinstance(fields.get(k), str)), None)
+        if key is None:
+            raise FrameError(
+                FrameErrorReason.NOT_JPEG, f"a JSON message without a base64 JPEG under any of {', '.join(IMAGE_KEYS)}"
+            )
+        text, what = fields[key].encode("ascii", "replace").strip(), f"JSON field {key!r}"
+    if text[:5].lower() == b"data:":
+        head, comma, text = text.partition(b",")
+        if not comma or not head.lower().endswith(b";base64"):
+            raise FrameError(FrameErrorReason.NOT_JPEG, f"{what}: a data: URI that is not base64")
+    if not text:
+        raise FrameError(FrameErrorReason.NOT_JPEG, "an empty message" if what == "message" else f"{what} is empty")
+    try:
+        raw = base64.b64decode(b"".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        if what == "message":
+            raise FrameError(
+                FrameErrorReason.NOT_JPEG,
+                "neither a JPEG (it does not start with FFD8FF) nor base64 text or JSON carrying one",
+            ) from None
+        raise FrameError(FrameErrorReason.NOT_JPEG, f"{what} is not base64") from None
+    if raw[:3] != _JPEG_MAGIC:
+        raise FrameError(FrameErrorReason.NOT_JPEG, f"{what}: base64 of something that is not a JPEG")
+    return raw
 
 
 # After 0xFF inside compressed data only these may follow: a stuffed zero, fill, restart
@@ -350,6 +409,8 @@ class StreamSource:
 class FrameInbox:
     """JPEG frames pushed by a transport (a camera publishing over MQTT), decoded at the sampling rate.
 
+    A message is a JPEG, or base64 text or JSON carrying one (see :func:`jpeg_payload`).
+
     :meth:`push` is called from the transport's thread and only keeps the newest frame due by
     the sampling rate (a slow counter skips frames, it never queues them); iteration decodes
     each in the caller's thread. A frame that cannot be used (:class:`FrameError`: not a JPEG,
@@ -426,7 +487,8 @@ class FrameInbox:
                 data, at = self._pending  # type: ignore[misc]
                 self._pending = None
             try:
-                image = decode_jpeg(data, max_pixels=self._max_pixels, max_bytes=self._max_bytes)
+                jpeg = jpeg_payload(data, max_bytes=self._max_bytes)
+                image = decode_jpeg(jpeg, max_pixels=self._max_pixels, max_bytes=self._max_bytes)
             except FrameError as exc:
                 self._health.errors += 1
                 self._health.reason = f"frame refused: {exc}"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -17,6 +20,7 @@ from detectors.crowd.capture import (
     StreamSource,
     decode_jpeg,
     jpeg_dimensions,
+    jpeg_payload,
     redact_url,
 )
 
@@ -99,6 +103,55 @@ def test_data_that_is_not_a_jpeg_gets_a_typed_error(payload, reason):
     with pytest.raises(FrameError) as err:
         decode_jpeg(payload)
     assert err.value.reason is reason
+
+
+def _wrapped(jpeg: bytes) -> dict[str, bytes]:
+    text = base64.b64encode(jpeg)
+    return {
+        "raw": jpeg,
+        "base64": text,
+        "base64 in 76-character lines": base64.encodebytes(jpeg),
+        "data URI": b"data:image/jpeg;base64," + text,
+        "JSON image": json.dumps({"camera": "gate-1", "image": text.decode()}).encode(),
+        "JSON Snapshot data URI": json.dumps({"Snapshot": "data:image/jpeg;base64," + text.decode()}).encode(),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_wrapped(b"\xff\xd8\xff")))
+def test_a_frame_message_may_be_raw_base64_a_data_uri_or_json(kind):
+    """Raw JPEG bytes, base64 text (with or without line breaks, or as a data URI) and JSON carrying it decode alike."""
+    jpeg = _jpeg(64, 48)
+    payload = _wrapped(jpeg)[kind]
+    assert jpeg_payload(payload) == jpeg
+    assert decode_jpeg(jpeg_payload(payload)).shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason", "words"),
+    [
+        (b'{"count": 3}', FrameErrorReason.NOT_JPEG, "without a base64 JPEG"),
+        (b'{"image": "not base64 at all!"}', FrameErrorReason.NOT_JPEG, "JSON field 'image' is not base64"),
+        (b'{"image": 42, "frame": ""}', FrameErrorReason.NOT_JPEG, "JSON field 'frame' is empty"),
+        (b'{"image": "', FrameErrorReason.NOT_JPEG, "does not parse"),
+        (base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64), FrameErrorReason.NOT_JPEG, "not a JPEG"),
+        (b"data:image/jpeg,%FF%D8", FrameErrorReason.NOT_JPEG, "not base64"),
+        (b"\x00\x01binary", FrameErrorReason.NOT_JPEG, "neither a JPEG"),
+        (b"A" * 100_000, FrameErrorReason.TOO_LARGE, "over the 1000-byte cap"),
+    ],
+)
+def test_a_frame_message_that_carries_no_jpeg_says_what_it_was(payload, reason, words):
+    """JSON without an image, text that is not base64, base64 of another format, junk: a typed error saying so."""
+    with pytest.raises(FrameError) as err:
+        jpeg_payload(payload, max_bytes=1000 if reason is FrameErrorReason.TOO_LARGE else 10**6)
+    assert err.value.reason is reason and words in err.value.detail
+
+
+def test_a_base64_frame_of_a_corrupt_jpeg_is_still_refused_as_corrupt():
+    """Unwrapping does not skip the JPEG checks: a truncated JPEG in base64 is corrupt."""
+    jpeg = _jpeg()
+    with pytest.raises(FrameError) as err:
+        decode_jpeg(jpeg_payload(base64.b64encode(jpeg[: len(jpeg) // 2])))
+    assert err.value.reason is FrameErrorReason.CORRUPT
 
 
 def test_truncated_jpeg_is_corrupt_not_a_half_grey_frame():
@@ -262,9 +315,9 @@ def test_a_bad_pushed_frame_is_counted_with_its_reason_and_the_next_one_is_used(
     inbox = FrameInbox("mqtt:cam", on_error=refused.append, max_pixels=1_000_000, clock=lambda: 7.0)
     inbox.push(_pixel_bomb(4000, 4000), at=1.0)
     inbox.push(b"not a jpeg", at=2.0)  # replaces the bomb before it is taken: only the newest is judged
-    inbox.push(_jpeg(32, 24), at=3.0)
+    inbox.push(json.dumps({"image": base64.b64encode(_jpeg(32, 24)).decode()}).encode(), at=3.0)
     frame = inbox.next(timeout=1)
-    assert frame is not None and frame.time == 3.0
+    assert frame is not None and frame.time == 3.0 and frame.image.shape == (24, 32, 3)
     inbox.push(_pixel_bomb(4000, 4000), at=4.0)
     inbox.push(_jpeg(32, 24), at=5.0)
     assert inbox.next(timeout=1) is not None

@@ -121,6 +121,22 @@ def test_a_jpeg_over_mqtt_is_counted_and_stored_as_observations(worker, camera, 
     assert status.state == "ok" and status.people is not None
 
 
+def test_a_base64_jpeg_in_a_json_message_is_counted_like_a_raw_one(worker, camera):
+    """A gateway that wraps frames as JSON with a base64 image (Node-RED, Blue Iris) is counted, not refused."""
+    import base64
+    import json
+
+    image = syn.background()
+    syn.draw_people(image, PASSERS)
+    text = base64.b64encode(encode_jpeg(image, quality=90)).decode()
+    for _ in range(4):
+        camera(raw=json.dumps({"camera": CAMERA, "image": f"data:image/jpeg;base64,{text}"}).encode())
+        time.sleep(0.1)
+    status = wait_for(lambda: _status(worker).frames >= 2 and _status(worker))
+    assert status.state == "ok" and status.errors == 0 and status.last_error is None
+    assert 0.5 < status.people < 4.0  # the two passers-by
+
+
 def test_a_gathering_reaches_the_live_stream_with_count_trend_and_snapshot(worker, camera, api, db):  # noqa: F811
     """A crowd that stays past the dwell raises a crowd_gathering alert on the SSE stream; its snapshot is served."""
     op = api.client("operator")
