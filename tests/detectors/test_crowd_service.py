@@ -46,6 +46,18 @@ def _crowd_config(base: WatchpostConfig, tag: str, **gathering: Any) -> Watchpos
     return WatchpostConfig.model_validate(doc)
 
 
+def _start_worker(config, database_url, broker, model, name: str = "crowd-test") -> CrowdWorker:
+    """A crowd worker on the test database and broker counting the square camera with ``model``."""
+    return CrowdWorker(
+        config=config,
+        database_url=database_url,
+        broker=broker,
+        name=name,
+        models={CAMERA: model},
+        status_every_s=0.3,
+    ).start()
+
+
 @pytest.fixture
 def config(config: WatchpostConfig) -> WatchpostConfig:
     """The test configuration with the counting camera on this test's topic and a 1 s dwell."""
@@ -61,14 +73,7 @@ def model():
 @pytest.fixture
 def worker(config, database_url, broker, db, model):
     """A running crowd worker on the test database and broker."""
-    w = CrowdWorker(
-        config=config,
-        database_url=database_url,
-        broker=broker,
-        name="crowd-test",
-        models={CAMERA: model},
-        status_every_s=0.3,
-    ).start()
+    w = _start_worker(config, database_url, broker, model)
     assert w.wait_ready(10), w.subscriber.detail if w.subscriber else ""
     yield w
     w.stop()
@@ -251,14 +256,7 @@ def test_a_dead_stream_is_reported_and_retried_while_other_cameras_count(
                 "retry_dead_s": 0.5,
             }
     cfg = WatchpostConfig.model_validate(doc)
-    w = CrowdWorker(
-        config=cfg,
-        database_url=database_url,
-        broker=broker,
-        name="crowd-dead",
-        models={CAMERA: model},
-        status_every_s=0.3,
-    ).start()
+    w = _start_worker(cfg, database_url, broker, model, name="crowd-dead")
     try:
         assert w.wait_ready(10)
 
@@ -364,7 +362,7 @@ def test_a_model_file_that_cannot_be_read_is_an_error_with_the_reason(config, da
 
 
 def test_zones_on_the_camera_picture_need_no_frame_size_when_the_model_knows_it(
-    config, database_url, broker, db, model
+    config, database_url, broker, db, model, camera
 ):
     """Without frame_size, zones are in the pixels of the frames the model was calibrated from (its source_size)."""
     import dataclasses
@@ -375,26 +373,10 @@ def test_zones_on_the_camera_picture_need_no_frame_size_when_the_model_knows_it(
             device["crowd"]["frame_size"] = None  # the zone is still drawn on the 1920x1080 picture
     bare = WatchpostConfig.model_validate(doc)
     calibrated_from_1080p = dataclasses.replace(model, fit={**model.fit, "source_size": [1920, 1080]})
-    w = CrowdWorker(
-        config=bare,
-        database_url=database_url,
-        broker=broker,
-        name="crowd-test",
-        models={CAMERA: calibrated_from_1080p},
-        status_every_s=0.3,
-    ).start()
+    w = _start_worker(bare, database_url, broker, calibrated_from_1080p)
     try:
         assert w.wait_ready(10), w.subscriber.detail if w.subscriber else ""
-        publisher = Publisher(broker).connect()
-        topic = bare.device_index[CAMERA].crowd.topic_for(CAMERA)
-        rng, background = np.random.default_rng(9), syn.background()
-        end = time.monotonic() + 2.5
-        while time.monotonic() < end:
-            image = background.copy()
-            syn.draw_people(image, PASSERS + CROWD)
-            publisher.publish(topic, encode_jpeg(syn.finish(image, rng), quality=90), qos=1).wait_for_publish(5)
-            time.sleep(0.05)
-        publisher.close()
+        camera(PASSERS + CROWD, seconds=2.5)
         (alert,) = wait_for(lambda: _crowd_alerts(db), timeout=10)
         assert alert["detail"]["people"] >= THRESHOLD
     finally:
