@@ -31,7 +31,7 @@ from api.auth import Action, Authenticator, Principal, allowed, authenticate, be
 from api.dependencies import Conn
 from api.feed import FeedHub
 from api.limits import LimitMiddleware
-from api.routes import access, alerts, console, hotlists, observations, privacy, reports, streams, units
+from api.routes import access, alerts, cameras, console, hotlists, observations, privacy, reports, streams, units
 from api.routes.common import responses
 from api.schemas import EventOut
 from watchpost import metrics, store
@@ -142,7 +142,7 @@ def create_app(
     app.state.heartbeat_s = heartbeat_s
     _handle_errors(app)
     app.add_middleware(LimitMiddleware, limits=config.api)
-    for module in (access, alerts, units, hotlists, observations, reports, streams, privacy, console):
+    for module in (access, alerts, units, hotlists, observations, cameras, reports, streams, privacy, console):
         app.include_router(module.router)
     app.mount("/assets", console.assets(), name="assets")
 

@@ -24,7 +24,10 @@ __all__ = [
     "HotlistEntryBody",
     "HotlistEntryOut",
     "HotlistEntryPatch",
+    "CameraOut",
+    "CameraPictureOut",
     "CameraStatusOut",
+    "CameraZoneOut",
     "ManualAlertBody",
     "MeOut",
     "NoteBody",
@@ -468,6 +471,45 @@ class CameraStatusOut(BaseModel):
     last_error: str | None = Field(description="The latest refused frame, dead stream or failure")
     last_error_at: datetime | None
     updated_at: datetime = Field(description="When the worker last reported (every few seconds while it runs)")
+
+
+class CameraPictureOut(BaseModel):
+    """The camera's picture of its empty scene, served by GET /cameras/{device}/picture."""
+
+    taken_at: datetime = Field(description="When the crowd worker took it from the counting model's background")
+    width: int = Field(description="The JPEG's width (the camera's counting size)")
+    height: int
+    frame_width: int = Field(description="Width of the picture the zones are drawn in: zone pixels are of this size")
+    frame_height: int
+
+
+class CameraZoneOut(BaseModel):
+    """A configured zone of a counting camera, with its latest count."""
+
+    id: str
+    name: str
+    polygon: list[tuple[float, float]] = Field(description="Vertices [x, y] in the camera's pixels")
+    area_m2: float | None
+    gathering: dict[str, Any] | None = Field(description="The zone's gathering rule as configured (null: none)")
+    people: float | None = Field(description="People counted in the zone in the latest sample (last 5 minutes)")
+    counted_at: datetime | None
+
+
+class CameraOut(BaseModel):
+    """A counting camera: its zones, their latest counts, its health and whether its picture is there."""
+
+    device_id: str
+    name: str
+    site_id: str
+    sample_fps: float
+    has_model: bool = Field(description="A calibrated model is configured (no model: no counts)")
+    frame_size: tuple[int, int] | None = Field(
+        description="Size of the picture its zones are drawn in: configured, else the picture's, else unknown"
+    )
+    zones: list[CameraZoneOut]
+    people: float | None = Field(description="People in the whole frame in the latest sample (last 5 minutes)")
+    picture: CameraPictureOut | None = Field(description="Null until a crowd worker has counted on the camera")
+    camera: CameraStatusOut | None = Field(description="Its health, when a crowd worker reported it")
 
 
 class ObservationPoint(BaseModel):

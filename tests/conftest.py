@@ -84,7 +84,8 @@ def db(database_url: str, config: WatchpostConfig) -> Iterator[psycopg.Connectio
         conn.execute(
             "TRUNCATE events, event_keys, dead_letters, alerts, alert_events, alert_transitions, alert_tiers,"
             " assignments, feed, outbox, device_seen, door_states, event_rates, unit_fixes, unit_positions,"
-            " site_levels, site_level_changes, hotlist_entries, alert_snapshots, observations, camera_status"
+            " site_levels, site_level_changes, hotlist_entries, alert_snapshots, observations, camera_status,"
+            " camera_pictures"
         )
         conn.execute("UPDATE units SET status = 'available'")
         store.sync_configuration(conn, config=config)

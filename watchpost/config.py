@@ -191,6 +191,11 @@ class CrowdCameraConfig(_Model):
         default=30.0, gt=0, description="An MQTT camera with no frame for this long is reported silent"
     )
     snapshot_quality: int = Field(default=85, ge=30, le=100, description="JPEG quality of alert snapshots")
+    picture: bool = Field(
+        default=True,
+        description="Keep the camera's empty scene (its model's background) for drawing zones on in the console;"
+        " false keeps none (a person who stood still through every calibration frame may be in it)",
+    )
     enabled: bool = Field(default=True, description="Off switch")
 
     @field_validator("topic")

@@ -24,6 +24,7 @@ __all__ = [
     "AlertDraft",
     "AlertState",
     "AssignmentState",
+    "CameraPicture",
     "CameraStatus",
     "Observation",
     "Outcome",
@@ -369,6 +370,19 @@ class CameraStatus:
     people: float | None  # the latest total count
     last_error: str | None = None  # the latest refused frame, dead stream or failure, kept until replaced
     last_error_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CameraPicture:
+    """A counting camera's empty scene (its model's background), to draw zones on: never a live frame."""
+
+    device_id: str
+    taken_at: datetime
+    width: int  # the JPEG's size (the counting size)
+    height: int
+    frame_width: int  # the size of the picture the camera's zones are drawn in (the camera's pixels)
+    frame_height: int
+    jpeg: bytes
 
 
 def _iso(value: datetime | None) -> str | None:

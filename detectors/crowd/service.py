@@ -12,7 +12,9 @@ owns the database connection and writes what the cameras produce:
   :func:`watchpost.store.raise_alert` (so the dispatcher sends units and the console hears of
   it), with the annotated snapshot stored in the same transaction;
 - a gathering that ends as a note on the open alert's timeline (never a silent resolve);
-- each camera's health, every few seconds.
+- each camera's health, every few seconds;
+- each camera's picture of its empty scene (its model's background, as it adapts) at start
+  and every few minutes, for drawing zones on in the console.
 
 Frames are never stored, except the snapshot of an alert; nothing about a person but the
 count is kept. Bad frames, dead streams and database outages are reported and retried; they
@@ -52,13 +54,15 @@ from detectors.rules import draft_for
 from ingest.mqtt import BrokerAddress, Subscriber
 from watchpost import store
 from watchpost.config import DeviceConfig, GatheringConfig, NightWindow, WatchpostConfig
-from watchpost.model import TOTAL_ZONE, CameraStatus, Observation, ReceivedMessage
+from watchpost.model import TOTAL_ZONE, CameraPicture, CameraStatus, Observation, ReceivedMessage
 
 __all__ = ["TOTAL_ZONE", "CrowdHealth", "CrowdWorker", "counting_cameras", "gathering_rule", "synthetic_model"]
 
 log = logging.getLogger("watchpost.crowd")
 
 _STATUS_EVERY_S = 5.0
+_PICTURE_EVERY_S = 600.0  # the empty-scene picture follows the adapting background this often
+_PICTURE_QUALITY = 85
 _RETENTION_EVERY_S = 3600.0
 _MAX_PENDING_OBSERVATIONS = 100_000  # while the database is away; the oldest go first beyond this
 _OBSERVATION_BATCH = 5000
@@ -101,6 +105,13 @@ class _Dispersed:
     alert_type: str
     cleared: GatheringCleared
     peak: float
+
+
+@dataclass(frozen=True, slots=True)
+class _NoPicture:
+    """The camera keeps no picture (``crowd.picture: false``): forget any stored one."""
+
+    device_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +212,7 @@ class _Camera:
         self._peaks: dict[str, float] = {}
         self._last_error: str | None = None
         self._last_error_at: datetime | None = None
+        self._next_picture = 0.0
         if self.crowd.from_mqtt:
             self._inbox = FrameInbox(
                 self.source_shown,
@@ -324,6 +336,7 @@ class _Camera:
         # zones are drawn on the camera's picture: the configured size, else the size the model was calibrated from
         source = model.fit.get("source_size") or (model.width, model.height)
         width, height = self.crowd.frame_size or (int(source[0]), int(source[1]))
+        self.frame_size = (width, height)
         sx, sy = model.width / width, model.height / height
         zones = [
             Zone(name=z.id, polygon=tuple((x * sx, y * sy) for x, y in z.polygon), area_m2=z.area_m2)
@@ -340,6 +353,26 @@ class _Camera:
                     GatheringDetector(z.name, gathering_rule(zc.gathering), area_m2=z.area_m2),
                     zc.gathering,
                 )
+        self._picture()
+
+    def _picture(self) -> None:
+        """Hand the recorder the empty scene as the counter now sees it (no person: the model's background)."""
+        self._next_picture = time.monotonic() + _PICTURE_EVERY_S
+        if not self.crowd.picture:
+            self.worker.recorder.record(_NoPicture(self.device.id))  # one kept from before it was turned off
+            return
+        background = self.counter.background
+        self.worker.recorder.record(
+            CameraPicture(
+                device_id=self.device.id,
+                taken_at=datetime.now(UTC),
+                width=int(background.shape[1]),
+                height=int(background.shape[0]),
+                frame_width=self.frame_size[0],
+                frame_height=self.frame_size[1],
+                jpeg=encode_jpeg(background, quality=_PICTURE_QUALITY),
+            )
+        )
 
     def _consume(self, frames: Any) -> None:
         for frame in frames:
@@ -365,6 +398,8 @@ class _Camera:
             Observation(at=at, device_id=self.device.id, zone=z.zone, people=round(z.count, 2)) for z in counted.zones
         ]
         self.worker.recorder.observe(rows)
+        if time.monotonic() >= self._next_picture:
+            self._picture()
         alarmed = [name for name, (d, _) in self.detectors.items() if d.active]
         for name, (detector, conf) in self.detectors.items():
             event = detector.update(frame.time, counted.zone(name))
@@ -429,11 +464,11 @@ class _Recorder:
 
     def __init__(self, worker: CrowdWorker) -> None:
         self.worker = worker
-        self._items: queue.Queue[_Gathered | _Dispersed] = queue.Queue()
+        self._items: queue.Queue[_Gathered | _Dispersed | CameraPicture | _NoPicture] = queue.Queue()
         self._observations: deque[Observation] = deque()
         self._obs_lock = threading.Lock()
         self._wake = threading.Event()
-        self._pending: list[_Gathered | _Dispersed] = []
+        self._pending: list[_Gathered | _Dispersed | CameraPicture | _NoPicture] = []
         self._partitions = store.PartitionCache()
         self.database_ok = False
         self.detail = "starting"
@@ -450,7 +485,7 @@ class _Recorder:
                 self.dropped += 1
         self._wake.set()
 
-    def record(self, item: _Gathered | _Dispersed) -> None:
+    def record(self, item: _Gathered | _Dispersed | CameraPicture | _NoPicture) -> None:
         self._items.put(item)
         self._wake.set()
 
@@ -490,6 +525,10 @@ class _Recorder:
             with conn.transaction():
                 if isinstance(item, _Gathered):
                     self._raise(conn, item)
+                elif isinstance(item, CameraPicture):
+                    store.put_camera_picture(conn, picture=item)
+                elif isinstance(item, _NoPicture):
+                    store.drop_camera_picture(conn, item.device_id)
                 else:
                     self._disperse(conn, item)
             self._pending.pop(0)

@@ -8,6 +8,7 @@ page are saved under var/screenshots/ for review.
 from __future__ import annotations
 
 import re
+import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 
 from api.auth import hash_password
 from detectors.rules import RuleEngine
@@ -27,8 +29,16 @@ from tests.api.conftest import OTHER_UNIT, PASSWORD, PATROL_UNIT, assign, raise_
 from tests.conftest import topic_for
 from tests.support import canonical_payload
 from watchpost import store
-from watchpost.config import UserConfig
-from watchpost.model import ClockStatus, DeadLetter, DeadReason, Event, EventKind
+from watchpost.config import UserConfig, WatchpostConfig
+from watchpost.model import (
+    CameraPicture,
+    ClockStatus,
+    DeadLetter,
+    DeadReason,
+    Event,
+    EventKind,
+    Observation,
+)
 
 
 @pytest.fixture(scope="module")
@@ -353,5 +363,105 @@ def test_a_role_is_offered_only_what_it_may_do(console, new_page, db):
         offered[user] = (views, acts)
         assert not page.errors
     assert offered["audit"] == (["queue", "dash"], [])
-    assert offered["alice"] == (["queue", "map", "dash"], ["acknowledge", "assign", "escalate", "resolve"])
+    assert offered["alice"] == (["queue", "map", "dash", "cameras"], ["acknowledge", "assign", "escalate", "resolve"])
     assert offered["chief"][1] == ["acknowledge", "assign", "escalate", "resolve", "cancel"]
+
+
+def _camera_scene(db) -> None:
+    """The square camera's picture (the synthetic scene's empty floor) and a recent count of 7 in its zone."""
+    from detectors.crowd.snapshot import encode_jpeg
+    from detectors.crowd.synthetic import background
+
+    floor = background()
+    now = datetime.now(UTC)
+    if store.layout_of(db) == "native":
+        store.ensure_partitions(db, days={now.date()}, cache=store.PartitionCache(), table="observations")
+    with db.transaction():
+        store.put_camera_picture(
+            db,
+            picture=CameraPicture(
+                device_id="lotus-cam-square",
+                taken_at=now,
+                width=floor.shape[1],
+                height=floor.shape[0],
+                frame_width=1920,
+                frame_height=1080,
+                jpeg=encode_jpeg(floor),
+            ),
+        )
+        store.insert_observations(
+            db,
+            observations=[
+                Observation(at=now - timedelta(seconds=2), device_id="lotus-cam-square", zone="square", people=7.0),
+                Observation(at=now - timedelta(seconds=2), device_id="lotus-cam-square", zone="_total", people=8.0),
+            ],
+        )
+
+
+def _with_zone(config: Any, device_id: str, zone: dict[str, Any]) -> WatchpostConfig:
+    doc = config.model_dump(mode="json")
+    camera = next(d for d in doc["devices"] if d["id"] == device_id)
+    camera["zones"] = [z for z in camera["zones"] if z["id"] != zone["id"]] + [zone]
+    return WatchpostConfig.model_validate(doc)
+
+
+def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_configuration_accepts(
+    console, console_config, new_page, db
+):
+    """On the camera's empty-scene picture with its zone and live count, clicked and dragged corners become a
+    zone in the camera's 1920x1080 pixels; the YAML the page gives validates into the configuration."""
+    _camera_scene(db)
+    page = new_page(1440, 1000)
+    sign_in(page, console.url, "alice", PASSWORD)
+    _console_ready(page)
+    page.click("#nav button[data-view='cameras']")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#camera-picture'); return i && i.naturalWidth > 0 }"
+    )
+    assert "广场: 7 / 9" in page.text_content("#zone-svg g[data-zone='square'] text")
+    assert "≥9 people for 20 s" in page.inner_text("#camera-zone-table")
+
+    page.click("#zone-new")
+    box = page.query_selector("#zone-svg").bounding_box()
+
+    def at(fx: float, fy: float) -> tuple[float, float]:
+        return box["x"] + fx * box["width"], box["y"] + fy * box["height"]
+
+    for corner in ((0.1, 0.1), (0.5, 0.1), (0.5, 0.5), (0.1, 0.5)):
+        page.mouse.click(*at(*corner))
+    page.wait_for_selector("#zone-draft polygon")
+    assert len(page.query_selector_all("#zone-draft circle.vertex")) == 4
+    page.mouse.move(*at(0.5, 0.5))  # drag the third corner out to (0.6, 0.6)
+    page.mouse.down()
+    page.mouse.move(*at(0.55, 0.55), steps=3)
+    page.mouse.move(*at(0.6, 0.6), steps=3)
+    page.mouse.up()
+    assert "Zone id" in page.inner_text("#zone-problems")  # no id yet: no YAML
+    page.fill("#zone-editor input[name='id']", "square")
+    assert "already has a zone square" in page.inner_text("#zone-problems")
+    page.fill("#zone-editor input[name='id']", "north-steps")
+    page.fill("#zone-editor input[name='name']", "北台阶")
+    page.fill("#zone-editor input[name='threshold']", "20")
+    page.fill("#zone-editor input[name='growth_factor']", "2")
+    text = page.inner_text("#zone-yaml")
+    screenshot(page, "console-cameras-draw")
+    (zone,) = yaml.safe_load(textwrap.dedent(text))
+    config = _with_zone(console_config, "lotus-cam-square", zone)
+    drawn = next(z for z in config.device_index["lotus-cam-square"].zones if z.id == "north-steps")
+    expected = [(192, 108), (960, 108), (1152, 648), (192, 540)]
+    assert len(drawn.polygon) == 4
+    for (x, y), (ex, ey) in zip(drawn.polygon, expected, strict=True):
+        assert abs(x - ex) <= 3 and abs(y - ey) <= 3, (drawn.polygon, expected)
+    assert drawn.name == "北台阶" and drawn.gathering.threshold == 20 and drawn.gathering.dwell_s == 30
+    assert drawn.gathering.growth_factor == 2 and drawn.gathering.growth_window_s == 60
+    assert "Add under zones: of device lotus-cam-square" in page.inner_text("#zone-editor")
+
+    page.click("#zone-cancel")
+    page.click("#camera-zone-table tr[data-zone='square'] button")
+    assert len(page.query_selector_all("#zone-draft circle.vertex")) == 4
+    (square,) = yaml.safe_load(textwrap.dedent(page.inner_text("#zone-yaml")))
+    assert square["polygon"] == [[120, 200], [1800, 200], [1800, 1060], [120, 1060]]
+    assert square["gathering"] == {"threshold": 9, "dwell_s": 20, "growth_factor": 2.5, "growth_window_s": 60}
+    assert "Replace zone square of device lotus-cam-square" in page.inner_text("#zone-editor")
+    _with_zone(console_config, "lotus-cam-square", square)
+    assert not page.errors

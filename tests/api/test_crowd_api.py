@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from tests.api.conftest import PATROL_UNIT, assign
 from watchpost import store
-from watchpost.model import AlertDraft, CameraStatus, Observation, Severity
+from watchpost.config import WatchpostConfig
+from watchpost.model import AlertDraft, CameraPicture, CameraStatus, Observation, Severity
 
 CAMERA = "lotus-cam-square"
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -175,3 +176,95 @@ def test_device_health_shows_a_counting_cameras_capture_state(api, db):
     camera = rows[CAMERA]["camera"]
     assert camera["state"] == "dead" and camera["reconnects"] == 4 and "gave up" in camera["last_error"]
     assert rows["lotus-gate-n"]["camera"] is None
+
+
+def _picture(db, jpeg: bytes = b"\xff\xd8\xff\xe0empty-scene\xff\xd9") -> None:
+    with db.transaction():
+        store.put_camera_picture(
+            db,
+            picture=CameraPicture(
+                device_id=CAMERA,
+                taken_at=datetime.now(UTC),
+                width=640,
+                height=352,
+                frame_width=1920,
+                frame_height=1080,
+                jpeg=jpeg,
+            ),
+        )
+
+
+def test_cameras_list_their_zones_with_the_latest_counts_and_the_picture_size(api, db):
+    """GET /cameras: each counting camera's zones (camera pixels), rules, newest count per zone, frame size."""
+    now = datetime.now(UTC)
+    _observe(
+        db,
+        [
+            Observation(at=now - timedelta(minutes=30), device_id=CAMERA, zone="square", people=40.0),  # too old
+            Observation(at=now - timedelta(seconds=4), device_id=CAMERA, zone="square", people=6.0),
+            Observation(at=now - timedelta(seconds=2), device_id=CAMERA, zone="square", people=7.5),
+            Observation(at=now - timedelta(seconds=2), device_id=CAMERA, zone="_total", people=9.0),
+        ],
+    )
+    before = api.client("operator").get("/cameras").json()
+    assert [c["device_id"] for c in before] == [CAMERA] and before[0]["picture"] is None
+    _picture(db)
+    cameras = api.client("supervisor").get("/cameras").json()
+    assert [c["device_id"] for c in cameras] == [CAMERA]
+    camera = cameras[0]
+    assert camera["frame_size"] == [1920, 1080] and camera["has_model"] and camera["people"] == 9.0
+    assert camera["picture"]["width"] == 640 and camera["picture"]["frame_width"] == 1920
+    (square,) = camera["zones"]
+    assert square["id"] == "square" and square["name"] == "广场" and square["people"] == 7.5
+    assert square["polygon"] == [[120, 200], [1800, 200], [1800, 1060], [120, 1060]]
+    assert square["gathering"]["threshold"] == 9 and square["gathering"]["dwell_s"] == 20
+    one = api.client("admin").get(f"/cameras/{CAMERA}").json()
+    assert one["zones"] == camera["zones"]
+
+
+def test_a_cameras_picture_is_its_empty_scene_with_the_size_its_zones_are_drawn_in(api, db):
+    """GET /cameras/{id}/picture serves the stored JPEG and X-Frame-Size; before a worker stored one, 404 says why."""
+    op = api.client("operator")
+    r = op.get(f"/cameras/{CAMERA}/picture")
+    assert r.status_code == 404 and "no crowd worker has counted on it yet" in r.json()["detail"]
+    _picture(db)
+    r = op.get(f"/cameras/{CAMERA}/picture")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.content == b"\xff\xd8\xff\xe0empty-scene\xff\xd9" and r.headers["x-frame-size"] == "1920x1080"
+
+
+def test_camera_routes_refuse_what_is_not_a_counting_camera_and_who_may_not_see_counts(api, db):
+    """Unknown device 404, a gate 422 saying why; auditors and patrol units may not read cameras (403)."""
+    op = api.client("operator")
+    assert op.get("/cameras/nope").status_code == 404
+    r = op.get("/cameras/lotus-gate-n/picture")
+    assert r.status_code == 422 and "does not count people" in r.json()["detail"]
+    for role in ("auditor", "patrol"):
+        r = api.client(role).get("/cameras")
+        assert r.status_code == 403 and "read observations" in r.json()["detail"], (role, r.text)
+
+
+def test_a_camera_without_a_model_says_it_has_no_picture_because_it_is_not_calibrated(start_api, api_config, db):
+    """No crowd.model: GET /cameras shows has_model false, and the picture's 404 says to calibrate the camera."""
+    doc = api_config.model_dump(mode="json")
+    for device in doc["devices"]:
+        if device["id"] == CAMERA:
+            device["crowd"]["model"] = None
+            device["crowd"]["frame_size"] = None
+    api = start_api(config=WatchpostConfig.model_validate(doc))
+    op = api.client("operator")
+    (camera,) = op.get("/cameras").json()
+    assert camera["has_model"] is False and camera["frame_size"] is None and camera["picture"] is None
+    r = op.get(f"/cameras/{CAMERA}/picture")
+    assert r.status_code == 404 and "no calibrated model (watchpost crowd calibrate" in r.json()["detail"]
+
+
+def test_a_camera_that_keeps_no_picture_serves_none_even_if_one_is_stored(start_api, api_config, db):
+    """crowd.picture false: GET /cameras shows no picture and the picture route 404s saying it is turned off."""
+    _picture(db)
+    doc = api_config.model_dump(mode="json")
+    next(d for d in doc["devices"] if d["id"] == CAMERA)["crowd"]["picture"] = False
+    op = start_api(config=WatchpostConfig.model_validate(doc)).client("operator")
+    assert op.get("/cameras").json()[0]["picture"] is None
+    r = op.get(f"/cameras/{CAMERA}/picture")
+    assert r.status_code == 404 and "keeps no picture (crowd.picture: false)" in r.json()["detail"]

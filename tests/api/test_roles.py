@@ -49,6 +49,9 @@ MATRIX = [
     ("GET", "/plates/{plate}/sightings?purpose=case 2026-117", None, CONSOLE),
     ("GET", "/audit", None, {"auditor"}),
     ("GET", "/observations?device=lotus-cam-square", None, CONSOLE),
+    ("GET", "/cameras", None, CONSOLE),
+    ("GET", "/cameras/{device}", None, CONSOLE),
+    ("GET", "/cameras/{device}/picture", None, CONSOLE),
     ("GET", "/dead-letters", None, CONSOLE),
     ("GET", "/dead-letters/counts", None, CONSOLE),
     ("GET", "/metrics", None, CONSOLE),
@@ -93,7 +96,9 @@ def test_every_route_without_a_credential_is_401(api):
     for method, path, body, _ in MATRIX:
         r = c.request(
             method,
-            path.format(alert=1, other_alert=1, assignment=1, unit="x", entry=1, list_name="plates", plate="A1"),
+            path.format(
+                alert=1, other_alert=1, assignment=1, unit="x", entry=1, list_name="plates", plate="A1", device="x"
+            ),
             json=body,
         )
         assert r.status_code == 401, (method, path, r.status_code)
@@ -116,6 +121,7 @@ def test_role_matrix(api, role):
         "entry": entry.json()["entry_id"],
         "list_name": "plates",
         "plate": "浙A12345",
+        "device": "lotus-cam-square",
     }
     c = api.client(role)
     for method, path, body, allowed in MATRIX:

@@ -241,6 +241,60 @@ def test_corrupt_frames_and_pixel_bombs_are_refused_with_a_reason_and_counting_g
     assert "not_jpeg" in stored[CAMERA]["last_error"]
 
 
+def test_the_camera_picture_is_the_empty_scene_and_a_standing_crowd_never_enters_it(
+    config, database_url, broker, db, model, camera, monkeypatch
+):
+    """At start the worker stores the model's background as the camera's picture (with the zones' frame size);
+    refreshed on every frame while a crowd stands in view, it still shows the empty scene, not the people."""
+    from detectors.crowd import service
+
+    monkeypatch.setattr(service, "_PICTURE_EVERY_S", 0.0)  # follow the adapting background at every frame
+    w = _start_worker(config, database_url, broker, model, name="crowd-picture")
+    try:
+        assert w.wait_ready(10)
+        first = wait_for(lambda: store.camera_picture(db, CAMERA))
+        assert (first.width, first.height) == (model.width, model.height)
+        assert (first.frame_width, first.frame_height) == (1920, 1080)  # the demo camera's configured frame_size
+        camera(CROWD, seconds=3.0)
+        wait_for(lambda: _status(w).frames >= 30)
+        time.sleep(0.5)
+        latest = store.camera_picture(db, CAMERA)
+        assert latest.taken_at > first.taken_at
+    finally:
+        w.stop()
+    picture = cv2.imdecode(np.frombuffer(latest.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    crowd = model.background.copy()
+    syn.draw_people(crowd, CROWD)
+    empty = np.abs(picture.astype(int) - model.background.astype(int)).mean()
+    with_people = np.abs(crowd.astype(int) - model.background.astype(int)).mean()
+    assert empty < 3.0 and with_people > 3 * empty, (empty, with_people)
+
+
+def test_a_camera_told_to_keep_no_picture_forgets_the_one_it_had(config, database_url, broker, db, model, camera):
+    """With crowd.picture false the worker stores no empty scene and deletes one kept before; counting goes on."""
+    from datetime import UTC, datetime
+
+    from watchpost.model import CameraPicture
+
+    with db.transaction():
+        store.put_camera_picture(
+            db,
+            picture=CameraPicture(CAMERA, datetime.now(UTC), 2, 2, 1920, 1080, b"\xff\xd8old\xff\xd9"),
+        )
+    doc = config.model_dump(mode="json")
+    next(d for d in doc["devices"] if d["id"] == CAMERA)["crowd"]["picture"] = False
+    w = _start_worker(WatchpostConfig.model_validate(doc), database_url, broker, model, name="crowd-nopicture")
+    try:
+        assert w.wait_ready(10)
+        wait_for(lambda: store.camera_picture(db, CAMERA) is None)
+        camera(PASSERS, seconds=0.5)
+        wait_for(lambda: _status(w).frames >= 3)
+        time.sleep(0.5)
+        assert store.camera_picture(db, CAMERA) is None
+    finally:
+        w.stop()
+
+
 def test_a_dead_stream_is_reported_and_retried_while_other_cameras_count(
     config, database_url, broker, db, model, camera
 ):

@@ -1,8 +1,8 @@
-"""The crowd detector's storage: zone counts (observations), alert snapshots, camera health.
+"""The crowd detector's storage: zone counts (observations), alert snapshots, camera health and pictures.
 
 Observations are written without the alert lock (like events); snapshots only in the
 transaction that raises or folds into their alert, which holds it. Frames are never stored
-but as an alert's snapshot.
+but as an alert's snapshot; a camera's picture is its model's empty scene, not a frame.
 """
 
 from __future__ import annotations
@@ -16,19 +16,23 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from watchpost.config import StorageConfig
-from watchpost.model import OPEN_STATES, AlertState, CameraStatus, Observation
+from watchpost.model import OPEN_STATES, AlertState, CameraPicture, CameraStatus, Observation
 from watchpost.store.alerts import append_feed, lock_alerts, record_transition
 from watchpost.store.events import drop_partitions, layout_of
 
 __all__ = [
     "Snapshot",
+    "camera_picture",
     "camera_statuses",
+    "drop_camera_picture",
     "drop_expired_crowd",
     "insert_observations",
     "insert_snapshot",
+    "latest_counts",
     "latest_snapshot",
     "note_open_alert",
     "observation_series",
+    "put_camera_picture",
     "upsert_camera_status",
 ]
 
@@ -73,6 +77,16 @@ def observation_series(
     )
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, (bucket_s, *params)).fetchall()  # type: ignore[arg-type]
+
+
+def latest_counts(conn: psycopg.Connection, *, device_id: str, since: datetime) -> dict[str, tuple[datetime, float]]:
+    """Each zone's newest count of a camera taken at or after ``since``: zone -> (at, people)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (zone) zone, at, people FROM observations WHERE device_id = %s AND at >= %s"
+        " ORDER BY zone, at DESC",
+        (device_id, since),
+    ).fetchall()
+    return {r[0]: (r[1], float(r[2])) for r in rows}
 
 
 def insert_snapshot(
@@ -195,6 +209,43 @@ def camera_statuses(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
             " last_error, last_error_at, updated_at FROM camera_status ORDER BY device_id"
         ).fetchall()
     return {r["device_id"]: r for r in rows}
+
+
+def put_camera_picture(conn: psycopg.Connection, *, picture: CameraPicture) -> None:
+    """Keep a camera's picture of its empty scene, replacing the one before."""
+    conn.execute(
+        "INSERT INTO camera_pictures (device_id, taken_at, width, height, frame_width, frame_height, jpeg)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (device_id) DO UPDATE SET taken_at = EXCLUDED.taken_at,"
+        " width = EXCLUDED.width, height = EXCLUDED.height, frame_width = EXCLUDED.frame_width,"
+        " frame_height = EXCLUDED.frame_height, jpeg = EXCLUDED.jpeg",
+        (
+            picture.device_id,
+            picture.taken_at,
+            picture.width,
+            picture.height,
+            picture.frame_width,
+            picture.frame_height,
+            picture.jpeg,
+        ),
+    )
+
+
+def drop_camera_picture(conn: psycopg.Connection, device_id: str) -> bool:
+    """Forget a camera's picture (its camera keeps none); True when there was one."""
+    return conn.execute("DELETE FROM camera_pictures WHERE device_id = %s", (device_id,)).rowcount > 0
+
+
+def camera_picture(conn: psycopg.Connection, device_id: str, *, with_jpeg: bool = True) -> CameraPicture | None:
+    """A camera's latest picture of its empty scene (``with_jpeg=False``: its size and time only, jpeg empty)."""
+    jpeg = "jpeg" if with_jpeg else "''::bytea"
+    row = conn.execute(
+        f"SELECT device_id, taken_at, width, height, frame_width, frame_height, {jpeg} FROM camera_pictures"
+        " WHERE device_id = %s",
+        (device_id,),
+    ).fetchone()
+    if row is None:
+        return None
+    return CameraPicture(*row[:6], jpeg=bytes(row[6]))
 
 
 def drop_expired_crowd(conn: psycopg.Connection, *, storage: StorageConfig, now: datetime) -> dict[str, int]:

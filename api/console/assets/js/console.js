@@ -1,6 +1,8 @@
-// The command-centre console: sign-in, the live alert queue and its detail, the map, the dashboards.
+// The command-centre console: sign-in, the live alert queue and its detail, the map, the dashboards,
+// the cameras and their zones.
 
 import { Api, clearSession, loadSession, signIn } from "./api.js";
+import { Cameras } from "./cameras.js";
 import { Dashboards } from "./dashboards.js";
 import { Detail } from "./detail.js";
 import { applyI18n, getLang, onLangChange, setLang, t } from "./i18n.js";
@@ -173,11 +175,13 @@ async function start(ctx) {
     queue: { node: document.getElementById("view-queue"), allowed: ctx.may("read alerts") },
     map: { node: document.getElementById("view-map"), allowed: ctx.may("read sites and devices") && ctx.may("read units") },
     dash: { node: document.getElementById("view-dash"), allowed: ctx.may("read statistics") },
+    cameras: { node: document.getElementById("view-cameras"), allowed: ctx.may("read observations") },
   };
   const queue = new Queue(ctx, document.getElementById("view-queue"));
   const detail = new Detail(ctx, document.getElementById("detail"));
   const map = views.map.allowed ? new MapView(ctx, views.map.node) : null;
   const dash = views.dash.allowed ? new Dashboards(ctx, views.dash.node) : null;
+  const cameras = views.cameras.allowed ? new Cameras(ctx, views.cameras.node) : null;
   ctx.on("select", (id) => {
     show("queue");
     detail.show(id);
@@ -194,6 +198,7 @@ async function start(ctx) {
     for (const button of nav.querySelectorAll("button")) button.classList.toggle("active", button.dataset.view === name);
     if (name === "map" && map) map.activate();
     if (name === "dash" && dash) dash.activate();
+    if (name === "cameras" && cameras) cameras.activate();
     if (location.hash !== `#${name}`) history.replaceState(null, "", `#${name}`);
   }
   const wanted = location.hash.slice(1);
