@@ -86,8 +86,9 @@ class Server:
             assert time.monotonic() < deadline, "the API server did not start"
             assert self.thread.is_alive(), "the API server thread died"
             time.sleep(0.02)
-        # Streams can only start once the feed listener is up.
-        while not self.app.state.feed.health()["listening"]:
+        # Streams can only start once the feed listener is up (an app without a feed has none to wait for).
+        feed = getattr(self.app.state, "feed", None)
+        while feed is not None and not feed.health()["listening"]:
             assert time.monotonic() < deadline, "the feed listener did not start"
             time.sleep(0.02)
         return self
@@ -201,3 +202,20 @@ def sse_events(response: httpx.Response, *, heartbeats: bool = False) -> Iterato
         else:
             name, _, value = line.partition(":")
             fields[name] = value.removeprefix(" ")
+
+
+@pytest.fixture
+def start_labelling() -> Iterator[Callable[..., Server]]:
+    """Start ``watchpost crowd label``'s server on a folder of frames (a real uvicorn); stopped at the end."""
+    from api.labelling import LabelBook, create_labelling_app
+
+    running: list[Server] = []
+
+    def start(frames: Any, labels: Any) -> Server:
+        server = Server(create_labelling_app(LabelBook(frames, labels))).start()
+        running.append(server)
+        return server
+
+    yield start
+    for server in running:
+        server.stop()

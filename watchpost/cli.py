@@ -177,6 +177,18 @@ def _parser() -> argparse.ArgumentParser:
         "--name", default=os.environ.get("WATCHPOST_CROWD_WORKER", "crowd-0"), help="name of this worker"
     )
     crowd_run.set_defaults(handler=_cmd_crowd_run)
+    crowd_label = crowd.add_parser(
+        "label", help="a local page to click the heads in a folder of frames, writing labels.json for calibrate"
+    )
+    crowd_label.add_argument("--frames", type=Path, required=True, help="folder of JPEG frames (crowd grab)")
+    crowd_label.add_argument(
+        "--labels", type=Path, help="labels.json to write (and resume from); default FRAMES/labels.json"
+    )
+    crowd_label.add_argument(
+        "--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1: the frames show people)"
+    )
+    crowd_label.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    crowd_label.set_defaults(handler=_cmd_crowd_label)
 
     mig = sub.add_parser("migrate", help="apply database migrations and exit")
     mig.set_defaults(handler=_cmd_migrate)
@@ -403,6 +415,27 @@ def _crowd_health(worker):  # type: ignore[no-untyped-def]
         }
 
     return report
+
+
+def _cmd_crowd_label(args: argparse.Namespace, _settings: Settings) -> int:
+    import uvicorn
+
+    from api.labelling import LabelBook, create_labelling_app
+    from detectors.crowd.labels import LabelError
+
+    labels = args.labels or args.frames / "labels.json"
+    try:
+        book = LabelBook(args.frames, labels)
+    except (ValueError, LabelError) as exc:
+        print(f"crowd label: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"crowd label: open http://{args.host}:{args.port}/ to label {len(book.frames)} frames"
+        f" ({len(book.labels)} labelled); every change is saved to {labels}; Ctrl+C to stop",
+        flush=True,
+    )
+    uvicorn.run(create_labelling_app(book), host=args.host, port=args.port, log_level="warning")
+    return 0
 
 
 def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,4 +1,7 @@
-"""``watchpost crowd calibrate`` and ``watchpost crowd eval``: fit a camera, and measure it.
+"""``watchpost crowd grab``, ``calibrate`` and ``eval``: frames to label, fit a camera, and measure it.
+
+``grab`` saves frames of a camera (a stream or a video file) spread over time, for labelling
+with ``watchpost crowd label`` (the entry point adds it, and ``crowd run``) and calibrating.
 
 ``eval`` is also the crowd benchmark: it prints MAE, RMSE and frames per second with JPEG
 decoding included, beside the rate of decoding alone (the ceiling on the same machine), and
@@ -55,6 +58,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     cal.add_argument("--out", type=Path, required=True, help="camera model file to write")
     cal.add_argument("--json", action="store_true", help="print one JSON object")
     cal.set_defaults(handler=_cmd_calibrate)
+
+    grab = sub.add_parser("grab", help="save frames of a camera (stream or video file) to label for calibration")
+    grab.add_argument("--source", required=True, help="rtsp:// or http(s):// stream URL, or a video file")
+    grab.add_argument("--out", type=Path, required=True, help="folder to save the JPEG frames in (made if absent)")
+    grab.add_argument("--count", type=int, default=30, help="frames to save (default 30)")
+    grab.add_argument(
+        "--every", type=float, default=10.0, help="seconds between saved frames (of the video's time for a file; 10)"
+    )
+    grab.set_defaults(handler=_cmd_grab)
 
     ev = sub.add_parser("eval", help="count errors, speed and gathering scores on labelled frames")
     ev.add_argument("--model", type=Path, required=True, help="camera model from 'crowd calibrate'")
@@ -152,6 +164,59 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
             f" in-sample MAE {model.fit['train_mae']:.2f},"
             f" RMSE {model.fit['train_rmse']:.2f}"
         )
+    return 0
+
+
+def _cmd_grab(args: argparse.Namespace, _settings: Any = None) -> int:
+    import re
+
+    from detectors.crowd.capture import FileSource, FrameError, StreamSource, redact_url
+    from detectors.crowd.snapshot import encode_jpeg
+
+    if args.count < 1 or not args.every > 0:
+        print("crowd grab: --count must be at least 1 and --every above 0", file=sys.stderr)
+        return 2
+    is_file = "://" not in args.source or args.source.startswith("file://")
+    path = Path(args.source.removeprefix("file://"))
+    source: Any = (
+        FileSource(path, sample_fps=1 / args.every)
+        if is_file
+        else StreamSource(args.source, sample_fps=1 / args.every, max_attempts=5)
+    )
+    shown = str(path) if is_file else redact_url(args.source)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"crowd grab: cannot make {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    numbers = [int(m.group(1)) for p in args.out.iterdir() if (m := re.fullmatch(r"seq_(\d+)\.jpg", p.name))]
+    first = max(numbers, default=0) + 1  # grabbing again adds frames after the ones there
+    progress = _Progress()
+    saved: list[str] = []
+    try:
+        for frame in source:
+            name = f"seq_{first + len(saved):06d}.jpg"
+            (args.out / name).write_bytes(encode_jpeg(frame.image, quality=95))
+            saved.append(name)
+            progress("frames saved", len(saved), args.count)
+            if len(saved) >= args.count:
+                break
+    except (FrameError, OSError) as exc:
+        print(f"crowd grab: {shown}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if isinstance(source, StreamSource):
+            source.stop()
+    if not saved:
+        print(f"crowd grab: {shown}: no frame ({source.health.reason or 'the video is empty'})", file=sys.stderr)
+        return 2
+    note = "" if len(saved) >= args.count else f" (the source ended: {source.health.reason or 'end of the video'})"
+    print(f"crowd grab: {len(saved)} frames saved to {args.out} ({saved[0]} .. {saved[-1]}){note}")
+    print(
+        "next: watchpost crowd label --frames "
+        + str(args.out)
+        + "  (the frames show people: delete them after calibrating)"
+    )
     return 0
 
 

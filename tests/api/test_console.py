@@ -465,3 +465,40 @@ def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_conf
     assert "Replace zone square of device lotus-cam-square" in page.inner_text("#zone-editor")
     _with_zone(console_config, "lotus-cam-square", square)
     assert not page.errors
+
+
+def test_clicked_heads_on_the_labelling_page_are_written_to_labels_json(start_labelling, new_page, tmp_path):
+    """`crowd label`'s page: clicks become heads at the frame's pixels, a second click removes one, "Nobody here"
+    labels an empty frame, and labels.json holds exactly that after each change."""
+    from detectors.crowd import synthetic as syn
+    from detectors.crowd.labels import load_labels
+
+    frames = tmp_path / "frames"
+    syn.write_dataset(frames, syn.video(3, seed=9, max_people=6))
+    labels = tmp_path / "labels.json"
+    server = start_labelling(frames, labels)
+    page = new_page(1280, 900)
+    page.goto(server.url)
+    page.wait_for_function("() => { const i = document.querySelector('#label-image'); return i && i.naturalWidth > 0 }")
+    assert "0 of 3 frames labelled" in page.inner_text("#progress")
+    box = page.query_selector("#label-svg").bounding_box()
+
+    def click(x: float, y: float) -> None:
+        page.mouse.click(box["x"] + x / syn.WIDTH * box["width"], box["y"] + y / syn.HEIGHT * box["height"])
+        page.wait_for_selector("body[data-pending='0']")
+
+    for head in ((100, 80), (200, 120), (300, 200)):
+        click(*head)
+    click(200, 121)  # on the second head again: removed
+    (first,) = load_labels(labels)
+    assert first.frame == "seq_000001.jpg" and first.count == 2
+    for (x, y), (ex, ey) in zip(first.heads, ((100, 80), (300, 200)), strict=True):
+        assert abs(x - ex) <= 1.5 and abs(y - ey) <= 1.5, first.heads
+    screenshot(page, "label-heads")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("() => document.querySelector('#frame-name').textContent.includes('seq_000002.jpg')")
+    page.click("#nobody")
+    page.wait_for_selector("body[data-pending='0']")
+    assert [(f.frame, f.count) for f in load_labels(labels)] == [("seq_000001.jpg", 2), ("seq_000002.jpg", 0)]
+    assert "2 of 3 frames labelled" in page.inner_text("#progress")
+    assert not page.errors

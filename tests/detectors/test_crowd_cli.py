@@ -1,4 +1,4 @@
-"""``watchpost crowd calibrate`` and ``watchpost crowd eval`` on a synthetic labelled sequence."""
+"""``watchpost crowd grab``, ``calibrate`` and ``eval`` on synthetic video and a synthetic labelled sequence."""
 
 from __future__ import annotations
 
@@ -151,3 +151,42 @@ def test_calibrate_refuses_a_size_that_is_not_whole_cells(big_camera, tmp_path, 
         main([*args, "--size", "wide"])
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
     assert not out.exists()
+
+
+def _video(path, frames: int, fps: float = 10.0) -> None:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (syn.WIDTH, syn.HEIGHT))
+    assert writer.isOpened()
+    for f in syn.video(frames, seed=2):
+        writer.write(f.image)
+    writer.release()
+
+
+def test_grab_saves_frames_spread_over_the_video_and_a_second_grab_adds_after_them(tmp_path, capsys):
+    """`crowd grab --every 1` on a 6 s video saves one frame a second as seq_NNNNNN.jpg; again, numbering goes on."""
+    from detectors.crowd.capture import DirectorySource
+
+    video, out = tmp_path / "cam.avi", tmp_path / "frames"
+    _video(video, frames=60)
+    assert main(["crowd", "grab", "--source", str(video), "--out", str(out), "--count", "4", "--every", "1"]) == 0
+    assert "4 frames saved" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [f"seq_{i:06d}.jpg" for i in range(1, 5)]
+    assert [f.image.shape for f in DirectorySource(out)] == [(syn.HEIGHT, syn.WIDTH, 3)] * 4
+    assert main(["crowd", "grab", "--source", str(video), "--out", str(out), "--count", "50", "--every", "2"]) == 0
+    said = capsys.readouterr().out
+    assert "3 frames saved" in said and "seq_000005.jpg .. seq_000007.jpg" in said and "the source ended" in said
+
+
+def test_grab_says_why_when_there_is_nothing_to_save(tmp_path, capsys):
+    """A missing file, a file that is not a video, or bad numbers exit 2 with the reason and save nothing."""
+    out = tmp_path / "frames"
+    assert main(["crowd", "grab", "--source", str(tmp_path / "none.mp4"), "--out", str(out)]) == 2
+    assert "no such file" in capsys.readouterr().err
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all")
+    assert main(["crowd", "grab", "--source", str(junk), "--out", str(out)]) == 2
+    assert "cannot open" in capsys.readouterr().err
+    assert main(["crowd", "grab", "--source", str(junk), "--out", str(out), "--count", "0"]) == 2
+    assert "--count must be at least 1" in capsys.readouterr().err
+    assert not any(out.iterdir())
