@@ -296,11 +296,21 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    from detectors.crowd.service import check_cameras
+
     config = _config(args, settings)
+    notes, problems = check_cameras(config)  # model files are read: what the crowd worker would meet
+    if problems:
+        print("invalid configuration:", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 2
     print(
         f"ok: {len(config.sites)} sites, {len(config.devices)} devices, {len(config.units)} units,"
         f" {len(config.hotlists.plates)} hotlisted plates, {len(config.ingest.routes)} routes"
     )
+    for note in notes:
+        print(f"  {note}")
     return 0
 
 

@@ -56,7 +56,15 @@ from watchpost import store
 from watchpost.config import DeviceConfig, GatheringConfig, NightWindow, WatchpostConfig
 from watchpost.model import TOTAL_ZONE, CameraPicture, CameraStatus, Observation, ReceivedMessage
 
-__all__ = ["TOTAL_ZONE", "CrowdHealth", "CrowdWorker", "counting_cameras", "gathering_rule", "synthetic_model"]
+__all__ = [
+    "TOTAL_ZONE",
+    "CrowdHealth",
+    "CrowdWorker",
+    "check_cameras",
+    "counting_cameras",
+    "gathering_rule",
+    "synthetic_model",
+]
 
 log = logging.getLogger("watchpost.crowd")
 
@@ -144,6 +152,49 @@ def counting_cameras(config: WatchpostConfig, only: Sequence[str] | None = None)
             raise ValueError(f"not counting cameras: {missing}; configured: {sorted(known)}")
         cams = [d for d in cams if d.id in set(only)]
     return cams
+
+
+def check_cameras(config: WatchpostConfig) -> tuple[list[str], list[str]]:
+    """What ``watchpost check-config`` says of the counting cameras: (notes, problems).
+
+    A problem is a model file that cannot be read (the camera would count nothing) or a zone
+    corner outside the picture its zones are drawn on (drawn on a picture of another size).
+    """
+    notes: list[str] = []
+    problems: list[str] = []
+    for device in counting_cameras(config):
+        crowd = device.crowd
+        assert crowd is not None
+        size: tuple[int, int] | None = crowd.frame_size
+        if crowd.model is None:
+            notes.append(f"camera {device.id}: no model: counts unavailable (watchpost crowd calibrate)")
+        elif crowd.model == "synthetic":
+            notes.append(f"camera {device.id}: the demo's synthetic model (calibrated at start)")
+        else:
+            try:
+                model = CameraModel.load(Path(crowd.model))
+                Counter(model, [])  # reads the density trees too: a damaged model fails here, not in the worker
+            except (ModelFileError, OSError, ValueError, ImportError) as exc:
+                problems.append(f"camera {device.id}: crowd.model: {exc}")
+                continue
+            source = model.fit.get("source_size") or (model.width, model.height)
+            size = size or (int(source[0]), int(source[1]))
+            notes.append(
+                f"camera {device.id}: model {crowd.model} ({model.fit.get('method', '?')}, counting at"
+                f" {model.width}x{model.height}, zones in {size[0]}x{size[1]} pixels)"
+            )
+        if size is None:
+            continue
+        w, h = size
+        for z in device.zones:
+            outside = [(x, y) for x, y in z.polygon if not (0 <= x <= w and 0 <= y <= h)]
+            if outside:
+                x, y = outside[0]
+                problems.append(
+                    f"camera {device.id}: zone {z.id}: corner [{x:g}, {y:g}] is outside its {w}x{h} picture"
+                    " (drawn on a picture of another size? set crowd.frame_size to that size)"
+                )
+    return notes, problems
 
 
 def gathering_rule(g: GatheringConfig) -> GatheringRule:

@@ -408,8 +408,8 @@ def _with_zone(config: Any, device_id: str, zone: dict[str, Any]) -> WatchpostCo
 def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_configuration_accepts(
     console, console_config, new_page, db
 ):
-    """On the camera's empty-scene picture with its zone and live count, clicked and dragged corners become a
-    zone in the camera's 1920x1080 pixels; the YAML the page gives validates into the configuration."""
+    """On the camera's empty-scene picture with its zone, live count and last hour's chart, clicked and dragged
+    corners become a zone in the camera's 1920x1080 pixels; the YAML the page gives validates into the configuration."""
     _camera_scene(db)
     page = new_page(1440, 1000)
     sign_in(page, console.url, "alice", PASSWORD)
@@ -420,6 +420,10 @@ def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_conf
     )
     assert "广场: 7 / 9" in page.text_content("#zone-svg g[data-zone='square'] text")
     assert "≥9 people for 20 s" in page.inner_text("#camera-zone-table")
+    page.wait_for_selector(
+        "#camera-chart svg path[stroke-dasharray]", state="attached"
+    )  # the square's threshold beside its counts
+    assert "square threshold 9" in page.inner_text("#camera-chart .legend").replace("广场", "square")
 
     page.click("#zone-new")
     box = page.query_selector("#zone-svg").bounding_box()

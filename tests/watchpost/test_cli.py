@@ -120,3 +120,31 @@ def test_crowd_run_counts_frames_published_to_the_camera_and_stops_on_sigterm(
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "crowd worker crowd-0 counting on lotus-cam-square" in out
+
+
+def _camera_config(config: WatchpostConfig, tmp_path, *, model: str, corner: tuple[int, int] = (1800, 1060)):
+    doc = config.model_dump(mode="json")
+    camera = next(d for d in doc["devices"] if d["id"] == "lotus-cam-square")
+    camera["crowd"]["model"] = model
+    camera["zones"][0]["polygon"][2] = list(corner)
+    return write_config(WatchpostConfig.model_validate(doc), tmp_path / "c.yaml")
+
+
+def test_check_config_reads_each_cameras_model_and_checks_its_zones_fit_the_picture(config, tmp_path, capsys):
+    """A camera model that cannot be read, or a zone corner outside the camera's picture, fails check-config
+    (exit 2, saying which camera and why); a readable model and fitting zones pass with a line per camera."""
+    from detectors.crowd import synthetic as syn
+
+    missing = _camera_config(config, tmp_path, model=str(tmp_path / "nope.model"))
+    assert main(["--config", str(missing), "check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "camera lotus-cam-square: crowd.model:" in err and "not a camera model" in err
+    path = tmp_path / "square.model"
+    syn.demo_model(frames=30).save(path)
+    good = _camera_config(config, tmp_path, model=str(path))
+    assert main(["--config", str(good), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert f"camera lotus-cam-square: model {path}" in out and "zones in 1920x1080 pixels" in out
+    wide = _camera_config(config, tmp_path, model=str(path), corner=(2400, 1060))
+    assert main(["--config", str(wide), "check-config"]) == 2
+    assert "zone square: corner [2400, 1060] is outside its 1920x1080 picture" in capsys.readouterr().err

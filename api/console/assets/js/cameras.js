@@ -3,11 +3,13 @@
 // writes the zone's lines for the camera's `zones:` in devices.yaml. Zones are configuration:
 // the page does not change them, it gives the text to paste, in the camera's own pixels.
 
+import { PALETTE, legend, lineChart } from "./charts.js";
 import { onLangChange, t } from "./i18n.js";
-import { el, svg, when } from "./util.js";
+import { el, ms, svg, when } from "./util.js";
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/; // watchpost/config.py _ID
 const REFRESH_MS = 5000;
+const CHART_EVERY_MS = 30000; // the last hour's counts change slowly: fetched this often
 
 /** Does the closed polygon cross itself (two edges that are not neighbours intersect)? */
 export function selfCrossing(points) {
@@ -81,10 +83,11 @@ export class Cameras {
     this.head = el("div.camera-head");
     this.stage = el("div.zone-stage", { id: "zone-stage" });
     this.zonesTable = el("div.camera-zones");
+    this.chart = el("div.camera-chart", { id: "camera-chart" });
     this.editor = el("section.card.zone-editor", { id: "zone-editor" });
     this.root.append(
       this.list,
-      el("div.camera-main", null, this.head, this.stage, this.zonesTable),
+      el("div.camera-main", null, this.head, this.stage, this.zonesTable, this.chart),
       this.editor,
     );
   }
@@ -99,6 +102,39 @@ export class Cameras {
     if (!this.cameras.some((c) => c.device_id === this.current)) this.current = this.cameras[0]?.device_id ?? null;
     await this.loadPicture();
     this.render({ editor: false }); // a refresh must not take the form from under the operator's typing
+    if (Date.now() - (this.chartAt || 0) > CHART_EVERY_MS || this.chartFor !== this.current) await this.renderChart();
+  }
+
+  /** The last hour of each zone's counts, with its gathering threshold dashed in the same colour. */
+  async renderChart() {
+    const cam = this.camera();
+    this.chartAt = Date.now();
+    this.chartFor = cam ? cam.device_id : null;
+    if (!cam) return this.chart.replaceChildren();
+    let obs;
+    try {
+      obs = await this.ctx.api.get("/observations", { device: cam.device_id });
+    } catch (err) {
+      return this.chart.replaceChildren(el("p.error", null, err.detail || err.message));
+    }
+    const series = [];
+    const zones = new Map(cam.zones.map((z) => [z.id, z]));
+    const span = [ms(obs.since), ms(obs.until)]; // the whole hour, so the threshold runs across the chart
+    obs.series.forEach((s, i) => {
+      if (!s.points.length) return;
+      const color = PALETTE[i % PALETTE.length];
+      series.push({ name: s.zone_name, color, points: s.points.map((p) => [ms(p.at), p.mean]) });
+      const threshold = zones.get(s.zone)?.gathering?.threshold;
+      if (threshold) {
+        series.push({ name: t("threshold_of", { zone: s.zone_name, n: threshold }), color, dashed: true, points: span.map((x) => [x, threshold]) });
+      }
+    });
+    if (!series.length) return this.chart.replaceChildren(el("p.muted", null, t("no_counts_hour")));
+    this.chart.replaceChildren(
+      el("h4", null, t("counts_last_hour")),
+      lineChart(series, { time: true, width: this.chart.clientWidth || 700, height: 200 }),
+      legend(series),
+    );
   }
 
   camera() {
@@ -121,7 +157,10 @@ export class Cameras {
     if (id === this.current) return;
     this.current = id;
     this.draft = null;
-    this.loadPicture().then(() => this.render());
+    this.loadPicture().then(() => {
+      this.render();
+      this.renderChart();
+    });
   }
 
   size() {

@@ -19,7 +19,7 @@ function timeLabel(t) {
 }
 
 /**
- * Lines: series = [{name, points: [[x, y], ...]}]; x in ms when ``time``; y from 0 (or ``yMax``).
+ * Lines: series = [{name, points: [[x, y], ...], color?, dashed?}]; x in ms when ``time``; y from 0 (or ``yMax``).
  * ``format`` labels the y axis (e.g. percent).
  */
 export function lineChart(series, { width = 560, height = 220, time = false, yMax = null, format = (v) => String(v), xTicks = null } = {}) {
@@ -47,8 +47,9 @@ export function lineChart(series, { width = 560, height = 220, time = false, yMa
   series.forEach((s, i) => {
     const color = s.color || PALETTE[i % PALETTE.length];
     const d = s.points.map((p, j) => `${j ? "L" : "M"}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join("");
-    root.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 2 }, svg("title", null, s.name)));
-    for (const p of s.points.length < 40 ? s.points : []) {
+    const dash = s.dashed ? "6 4" : null;
+    root.append(svg("path", { d, fill: "none", stroke: color, "stroke-width": 2, "stroke-dasharray": dash }, svg("title", null, s.name)));
+    for (const p of s.points.length < 40 && !s.dashed ? s.points : []) {
       root.append(svg("circle", { cx: X(p[0]), cy: Y(p[1]), r: 2.5, fill: color }, svg("title", null, `${s.name}: ${format(p[1])}`)));
     }
   });
