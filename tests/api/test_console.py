@@ -465,7 +465,14 @@ def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_conf
     assert len(page.query_selector_all("#zone-draft circle.vertex")) == 4
     (square,) = yaml.safe_load(textwrap.dedent(page.inner_text("#zone-yaml")))
     assert square["polygon"] == [[120, 200], [1800, 200], [1800, 1060], [120, 1060]]
-    assert square["gathering"] == {"threshold": 9, "dwell_s": 20, "growth_factor": 2.5, "growth_window_s": 60}
+    configured = console_config.device_index["lotus-cam-square"].zones[0].gathering.model_dump(exclude_none=True)
+    assert square["gathering"] == configured | {"night": {"start": "22:00", "end": "06:00", "severity": "critical"}}
+    page.fill("#zone-editor input[name='threshold']", "5")  # below the release level 6: that is left out, said why
+    assert "release level was not below" in page.inner_text("#zone-editor")
+    (lowered,) = yaml.safe_load(textwrap.dedent(page.inner_text("#zone-yaml")))
+    assert lowered["gathering"]["threshold"] == 5 and "release_threshold" not in lowered["gathering"]
+    assert lowered["gathering"]["cooldown_s"] == 60 and lowered["gathering"]["night"]["severity"] == "critical"
+    _with_zone(console_config, "lotus-cam-square", lowered)
     assert "Replace zone square of device lotus-cam-square" in page.inner_text("#zone-editor")
     _with_zone(console_config, "lotus-cam-square", square)
     assert not page.errors

@@ -46,7 +46,8 @@ export function zoneYaml(zone) {
   const g = zone.gathering;
   if (g) {
     lines.push(`${pad}  gathering:`);
-    for (const [key, value] of Object.entries(g)) lines.push(`${pad}    ${key}: ${value}`);
+    // numbers as they are; text and nested settings (night: {...}) as JSON, which YAML reads as flow values
+    for (const [key, value] of Object.entries(g)) lines.push(`${pad}    ${key}: ${typeof value === "number" ? value : JSON.stringify(value)}`);
   }
   return lines.join("\n") + "\n";
 }
@@ -329,12 +330,13 @@ export class Cameras {
       growth_factor: zone.gathering?.growth_factor ?? "",
       growth_window_s: zone.gathering?.growth_window_s ?? 60,
       area_m2: zone.area_m2 ?? "",
+      kept: { ...(zone.gathering || {}) }, // the rule's other settings (release, cooldown, night...) stay as they are
     };
     this.render();
   }
 
   start() {
-    this.draft = { points: [], replaces: null, id: "", name: "", threshold: "", dwell_s: 30, growth_factor: "", growth_window_s: 60, area_m2: "" };
+    this.draft = { points: [], replaces: null, id: "", name: "", threshold: "", dwell_s: 30, growth_factor: "", growth_window_s: 60, area_m2: "", kept: {} };
     this.render();
   }
 
@@ -422,12 +424,21 @@ export class Cameras {
       gathering.growth_factor = growth;
       gathering.growth_window_s = num(d.growth_window_s) ?? 60;
     }
+    const FORM = ["threshold", "dwell_s", "growth_factor", "growth_window_s"];
+    for (const [key, value] of Object.entries(d.kept || {})) if (!FORM.includes(key)) gathering[key] = value;
+    const notes = [];
+    if (gathering.release_threshold !== undefined && (threshold === null || gathering.release_threshold > threshold)) {
+      delete gathering.release_threshold; // the lower level of the hysteresis must stay below the new threshold
+      if (threshold !== null) notes.push(t("zone_release_reset"));
+    }
+    // a rule needs a threshold, a growth factor or a density (watchpost/config.py): without one there is none
+    const rule = threshold !== null || growth !== null || gathering.density_per_m2 ? gathering : null;
     const text = zoneYaml({
       id,
       name: String(d.name || "").trim(),
       polygon: d.points,
       area_m2: num(d.area_m2) || null,
-      gathering: Object.keys(gathering).length ? gathering : null,
+      gathering: rule,
     });
     const pre = el("pre.mono", { id: "zone-yaml" }, text);
     const copy = el("button.small", {
@@ -452,7 +463,8 @@ export class Cameras {
       pre,
       copy,
     );
-    if (!Object.keys(gathering).length) nodes.push(el("p.muted", null, t("zone_counts_only")));
+    if (!rule) nodes.push(el("p.muted", null, t("zone_counts_only")));
+    for (const note of notes) nodes.push(el("p.warn-text", null, note));
     this.output.replaceChildren(...nodes);
   }
 }
