@@ -475,6 +475,9 @@ def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_conf
     _with_zone(console_config, "lotus-cam-square", lowered)
     assert "Replace zone square of device lotus-cam-square" in page.inner_text("#zone-editor")
     _with_zone(console_config, "lotus-cam-square", square)
+    page.click("header .lang-toggle")  # the view rebuilds in Chinese, the zone being edited kept
+    page.wait_for_function("() => document.querySelector('#zone-editor h3').textContent === '修改区域 square'")
+    assert "摄像机区域" in page.inner_text("#nav") and page.query_selector("#camera-chart svg")
     assert not page.errors
 
 

@@ -4,8 +4,9 @@
 // the page does not change them, it gives the text to paste, in the camera's own pixels.
 
 import { PALETTE, legend, lineChart } from "./charts.js";
-import { onLangChange, t } from "./i18n.js";
+import { t } from "./i18n.js";
 import { el, ms, svg, when } from "./util.js";
+import { PolledView } from "./view.js";
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/; // watchpost/config.py _ID
 const REFRESH_MS = 5000;
@@ -52,30 +53,19 @@ export function zoneYaml(zone) {
   return lines.join("\n") + "\n";
 }
 
-export class Cameras {
+export class Cameras extends PolledView {
   constructor(ctx, root) {
-    this.ctx = ctx;
-    this.root = root;
+    super(ctx, root, REFRESH_MS);
     this.cameras = [];
     this.current = null; // device id
     this.pictures = new Map(); // device id -> {taken_at, url}
     this.draft = null; // {points: [[x, y]...], replaces: zone id | null}
     this.dragging = null;
-    this.built = false;
-    onLangChange(() => {
-      if (!this.built) return;
-      this.root.replaceChildren();
-      this.built = false;
-      this.build();
-      this.render();
-    });
   }
 
-  activate() {
-    if (!this.built) this.build();
-    this.refresh();
-    clearInterval(this.timer);
-    this.timer = setInterval(() => !this.root.hidden && this.refresh(), REFRESH_MS);
+  redraw() {
+    this.render();
+    this.renderChart();
   }
 
   build() {

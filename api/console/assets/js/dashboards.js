@@ -2,35 +2,20 @@
 // dead letters and people counted per camera zone.
 
 import { barChart, legend, lineChart } from "./charts.js";
-import { onLangChange, t } from "./i18n.js";
+import { t } from "./i18n.js";
 import { SEVERITIES } from "./model.js";
 import { age, el, isoDaysAgo, ms, when } from "./util.js";
+import { PolledView } from "./view.js";
 
 const RANGES = { day: 14, week: 7 * 12, month: 365, quarter: 2 * 365 }; // days of history per report kind
 const half = (node) => Math.max(280, Math.floor((node.clientWidth || 1000) / 2) - 8);
 const pct = (v) => (v === null || v === undefined ? "—" : `${Math.round(v * 100)}%`);
 
-export class Dashboards {
+export class Dashboards extends PolledView {
   constructor(ctx, root) {
-    this.ctx = ctx;
-    this.root = root;
+    super(ctx, root, 30000);
     this.state = { weeks: 1, severity: "", bucket: "day", period: "month" };
     this.cards = {};
-    this.built = false;
-    onLangChange(() => {
-      if (!this.built) return;
-      this.root.replaceChildren();
-      this.built = false;
-      this.build();
-      this.refresh();
-    });
-  }
-
-  activate() {
-    if (!this.built) this.build();
-    this.refresh();
-    clearInterval(this.timer);
-    this.timer = setInterval(() => !this.root.hidden && this.refresh(), 30000);
   }
 
   card(id, title, controls) {
