@@ -196,7 +196,19 @@ class CrowdCameraConfig(_Model):
         description="Keep the camera's empty scene (its model's background) for drawing zones on in the console;"
         " false keeps none (a person who stood still through every calibration frame may be in it)",
     )
+    snapshot: bool = Field(
+        default=False,
+        description="`source` is a still-image URL fetched at `sample_fps` (Hikvision ISAPI .../picture, Dahua"
+        " /cgi-bin/snapshot.cgi, Axis /axis-cgi/jpg/image.cgi), not a video stream; user:password@ in the URL"
+        " answers digest or basic authentication",
+    )
     enabled: bool = Field(default=True, description="Off switch")
+
+    @model_validator(mode="after")
+    def _snapshot_is_http(self) -> CrowdCameraConfig:
+        if self.snapshot and not self.source.startswith(("http://", "https://")):
+            raise ValueError("snapshot: true needs an http:// or https:// source (a camera's still-image URL)")
+        return self
 
     @field_validator("topic")
     @classmethod

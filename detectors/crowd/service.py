@@ -44,6 +44,7 @@ from detectors.crowd.capture import (
     Frame,
     FrameInbox,
     HealthState,
+    SnapshotSource,
     StreamSource,
     redact_url,
 )
@@ -251,7 +252,7 @@ class _Camera:
         )
         self._model = model
         self._inbox: FrameInbox | None = None
-        self._stream: StreamSource | None = None
+        self._stream: StreamSource | SnapshotSource | None = None
         self._state = HealthState.WAITING.value
         self._reason: str | None = "starting"
         self._people: float | None = None
@@ -350,15 +351,28 @@ class _Camera:
             if self._inbox is not None:
                 self._consume(self._inbox)
                 return
-            stream = StreamSource(
-                self._stream_url(),
-                sample_fps=self.crowd.sample_fps,
-                backoff_initial=self.crowd.reconnect_initial_s,
-                backoff_max=self.crowd.reconnect_max_s,
-                max_attempts=self.crowd.dead_after,
-                sleep=lambda s: stop.wait(s) and None,
-                pace="://" not in self.crowd.source or self.crowd.source.startswith("file://"),
-            )
+            stream: StreamSource | SnapshotSource
+            if self.crowd.snapshot:
+                stream = SnapshotSource(
+                    self.crowd.source,
+                    sample_fps=self.crowd.sample_fps,
+                    backoff_initial=self.crowd.reconnect_initial_s,
+                    backoff_max=self.crowd.reconnect_max_s,
+                    max_attempts=self.crowd.dead_after,
+                    sleep=lambda s: stop.wait(s) and None,
+                    max_bytes=self.crowd.max_frame_bytes,
+                    max_pixels=self.crowd.max_pixels,
+                )
+            else:
+                stream = StreamSource(
+                    self._stream_url(),
+                    sample_fps=self.crowd.sample_fps,
+                    backoff_initial=self.crowd.reconnect_initial_s,
+                    backoff_max=self.crowd.reconnect_max_s,
+                    max_attempts=self.crowd.dead_after,
+                    sleep=lambda s: stop.wait(s) and None,
+                    pace="://" not in self.crowd.source or self.crowd.source.startswith("file://"),
+                )
             self._stream = stream
             self._consume(stream)
             health = stream.health

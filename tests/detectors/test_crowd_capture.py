@@ -17,12 +17,14 @@ from detectors.crowd.capture import (
     FrameErrorReason,
     FrameInbox,
     HealthState,
+    SnapshotSource,
     StreamSource,
     decode_jpeg,
     jpeg_dimensions,
     jpeg_payload,
     redact_url,
 )
+from tests.camera_http import SnapshotCamera
 
 
 def _jpeg(width: int = 160, height: int = 120) -> bytes:
@@ -352,3 +354,80 @@ def test_passwords_in_stream_urls_are_not_shown():
     )
     assert list(source) == []
     assert "s3cret" not in source.health.source and "s3cret" not in (source.health.reason or "")
+
+
+def _take(source: SnapshotSource, n: int) -> list:
+    frames = []
+    for frame in source:
+        frames.append(frame)
+        if len(frames) == n:
+            source.stop()
+    return frames
+
+
+@pytest.mark.parametrize("path", ["/picture", "/basic", "/open"])
+def test_a_snapshot_url_is_fetched_with_the_authentication_the_camera_asks_for(path):
+    """Digest (Hikvision, Dahua), basic (Axis) or none: the still image is fetched at the rate and decoded;
+    the password is never shown."""
+    with SnapshotCamera(lambda: _jpeg(320, 240)) as camera:
+        source = SnapshotSource(camera.url(path), sample_fps=20, max_attempts=2, sleep=lambda s: None)
+        frames = _take(source, 3)
+        assert [f.image.shape for f in frames] == [(240, 320, 3)] * 3 and camera.requests == 3
+        assert source.health.state is HealthState.OK and source.health.frames == 3
+        assert "se@cret" not in source.shown and "se%40cret" not in source.shown and "***" in source.shown
+        expected = {"/picture": "Digest", "/basic": "Basic", "/open": "none"}[path]
+        assert camera.schemes[-1] == expected, camera.schemes
+
+
+def test_a_snapshot_url_keeps_the_sampling_rate():
+    """At 10 frames a second, about 10 fetches a second: the camera is not polled as fast as it answers."""
+    import time
+
+    with SnapshotCamera(lambda: _jpeg(64, 48)) as camera:
+        source = SnapshotSource(camera.url("/open"), sample_fps=10)
+        started = time.monotonic()
+        frames = _take(source, 6)
+        took = time.monotonic() - started
+    assert len(frames) == 6 and 0.45 <= took <= 2.0, took
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        (lambda c: c.url(password="wrong"), "HTTP 401: the camera refused the request (check the user and password"),
+        (lambda c: c.url(user=""), "HTTP 401: the camera refused the request (the URL needs user:password@"),
+        (lambda c: c.url("/status/503"), "HTTP 503"),
+        (lambda c: c.url("/html"), "not_jpeg"),
+        (lambda c: c.url("/missing"), "HTTP 404"),
+        (lambda c: "http://127.0.0.1:9/picture", "cannot reach the camera"),
+    ],
+)
+def test_a_snapshot_url_that_fails_backs_off_then_is_dead_saying_why(url, words):
+    """Wrong or missing credentials, an HTTP error, a login page instead of a JPEG, an unreachable camera:
+    each failed fetch backs off (1, 2, 4 s), and after the configured attempts the source is dead with the reason."""
+    waits: list[float] = []
+    with SnapshotCamera(lambda: _jpeg()) as camera:
+        source = SnapshotSource(url(camera), sample_fps=50, max_attempts=4, sleep=waits.append, timeout_s=2)
+        assert list(source) == []
+    health = source.health
+    assert health.state is HealthState.DEAD and "gave up after 4 failed fetches" in health.reason
+    assert words in health.reason, health.reason
+    assert [w for w in waits if w >= 1] == [1.0, 2.0, 4.0] and health.reconnects == 3
+
+
+def test_a_snapshot_that_is_too_large_or_a_pixel_bomb_is_refused_unread():
+    """A body over the byte cap, or a JPEG declaring more pixels than the cap, is refused with its reason."""
+    for picture, cap, words in (
+        (lambda: _jpeg(320, 240), {"max_bytes": 1000}, "too_large"),
+        (lambda: _pixel_bomb(60000, 60000), {}, "too_large"),
+    ):
+        with SnapshotCamera(picture) as camera:
+            source = SnapshotSource(camera.url("/open"), max_attempts=1, sleep=lambda s: None, **cap)
+            assert list(source) == []
+        assert words in source.health.reason and source.health.errors == 1, source.health.reason
+
+
+def test_a_snapshot_source_must_be_http():
+    """An rtsp:// URL given as a snapshot is refused at once, saying what a snapshot URL is."""
+    with pytest.raises(ValueError, match="a snapshot URL is http:// or https://"):
+        SnapshotSource("rtsp://admin:x@cam/1")

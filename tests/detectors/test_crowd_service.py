@@ -295,6 +295,37 @@ def test_a_camera_told_to_keep_no_picture_forgets_the_one_it_had(config, databas
         w.stop()
 
 
+def test_a_camera_read_from_its_snapshot_url_is_counted(config, database_url, db, model):
+    """A camera with `snapshot: true` is polled at its still-image URL with digest authentication; its frames
+    are counted into observations and its health shows the URL without the password."""
+    from tests.camera_http import SnapshotCamera
+
+    rng = np.random.default_rng(3)
+
+    def picture() -> bytes:
+        image = syn.background()
+        syn.draw_people(image, list(PASSERS))
+        return encode_jpeg(syn.finish(image, rng), quality=90)
+
+    with SnapshotCamera(picture) as http_camera:
+        doc = config.model_dump(mode="json")
+        crowd = next(d for d in doc["devices"] if d["id"] == CAMERA)["crowd"]
+        crowd.update(source=http_camera.url("/picture"), snapshot=True, sample_fps=10)
+        w = _start_worker(WatchpostConfig.model_validate(doc), database_url, None, model, name="crowd-snapshot")
+        try:
+            status = wait_for(lambda: _status(w).frames >= 5 and _status(w), timeout=20)
+            assert status.state == "ok" and "***" in status.source and "se@cret" not in status.source
+            rows = wait_for(
+                lambda: db.execute(
+                    "SELECT people FROM observations WHERE device_id = %s AND zone = %s", (CAMERA, TOTAL_ZONE)
+                ).fetchall()
+            )
+            assert 0.5 < float(np.median([r[0] for r in rows])) < 4.0  # the two passers-by
+        finally:
+            w.stop()
+    assert "Digest" in http_camera.schemes
+
+
 def test_a_dead_stream_is_reported_and_retried_while_other_cameras_count(
     config, database_url, broker, db, model, camera
 ):

@@ -178,6 +178,11 @@ _NO_AREA = [
         ),
         ([("release_threshold: 6\n", "release_threshold: 12\n")], "gathering", "must not exceed threshold"),
         ([("      sample_fps: 2\n", "      sample_fps: 0\n")], "crowd.sample_fps", "greater than 0"),
+        (
+            [("      source: mqtt\n", "      source: rtsp://cam/1\n      snapshot: true\n")],
+            "crowd",
+            "snapshot: true needs an http:// or https:// source",
+        ),
     ],
 )
 def test_camera_crowd_mistakes_are_reported_at_their_line(tmp_path, edits, where, message):

@@ -1,0 +1,105 @@
+"""A camera's still-image URL on a real local HTTP server, as Hikvision (digest) and Axis (basic) serve it.
+
+Not a mock of the source: SnapshotSource talks HTTP to it over a socket; the server checks
+digest responses (RFC 7616, MD5, qop=auth) and basic credentials the way a camera does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+__all__ = ["SnapshotCamera"]
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324  (the digest scheme cameras use)
+
+
+class SnapshotCamera:
+    """Serves ``picture()`` (JPEG bytes) at /picture (digest), /basic (basic auth) and /open (none).
+
+    /html answers a login page, /status/<code> that HTTP status. ``requests`` counts the pictures
+    served; ``schemes`` the authorisation schemes seen.
+    """
+
+    def __init__(self, picture: Callable[[], bytes], *, user: str = "admin", password: str = "se@cret") -> None:
+        self.picture = picture
+        self.user, self.password = user, password
+        self.realm = "IP Camera(C1234)"
+        self.nonce = secrets.token_hex(16)
+        self.requests = 0
+        self.schemes: list[str] = []
+        camera = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                camera._serve(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path: str = "/picture", *, user: str | None = None, password: str | None = None) -> str:
+        """The URL with credentials (the right ones unless told otherwise; ``user=""``: none)."""
+        user = self.user if user is None else user
+        password = self.password if password is None else password
+        auth = f"{user}:{password.replace('@', '%40')}@" if user else ""
+        return f"http://{auth}127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> SnapshotCamera:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        path = h.path.split("?")[0]
+        auth = h.headers.get("Authorization", "")
+        self.schemes.append(auth.split(" ", 1)[0] if auth else "none")
+        if path == "/picture" and not self._digest_ok(auth):
+            return self._send(
+                h, 401, b"", {"WWW-Authenticate": f'Digest realm="{self.realm}", qop="auth", nonce="{self.nonce}"'}
+            )
+        if path == "/basic":
+            expected = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            if auth != f"Basic {expected}":
+                return self._send(h, 401, b"", {"WWW-Authenticate": f'Basic realm="{self.realm}"'})
+        if path == "/html":
+            return self._send(h, 200, b"<html>please log in</html>", {"Content-Type": "text/html"})
+        if path.startswith("/status/"):
+            return self._send(h, int(path.rsplit("/", 1)[1]), b"", {})
+        if path in ("/picture", "/basic", "/open"):
+            self.requests += 1
+            return self._send(h, 200, self.picture(), {"Content-Type": "image/jpeg"})
+        return self._send(h, 404, b"", {})
+
+    def _digest_ok(self, header: str) -> bool:
+        if not header.startswith("Digest "):
+            return False
+        fields = dict(re.findall(r'(\w+)="?([^",]*)"?', header[len("Digest ") :]))
+        if fields.get("username") != self.user or fields.get("nonce") != self.nonce:
+            return False
+        ha1 = _md5(f"{self.user}:{self.realm}:{self.password}")
+        ha2 = _md5(f"GET:{fields.get('uri', '')}")
+        expected = _md5(f"{ha1}:{self.nonce}:{fields.get('nc', '')}:{fields.get('cnonce', '')}:auth:{ha2}")
+        return fields.get("response") == expected
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:
+        h.send_response(status)
+        for key, value in headers.items():
+            h.send_header(key, value)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
