@@ -420,6 +420,7 @@ def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_conf
     )
     assert "广场: 7 / 9" in page.text_content("#zone-svg g[data-zone='square'] text")
     assert "≥9 people for 20 s" in page.inner_text("#camera-zone-table")
+    assert "No crowd worker has reported it" in page.inner_text(".camera-head")  # no camera_status row here
     page.wait_for_selector(
         "#camera-chart svg path[stroke-dasharray]", state="attached"
     )  # the square's threshold beside its counts

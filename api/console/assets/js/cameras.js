@@ -174,7 +174,7 @@ export class Cameras extends PolledView {
       return;
     }
     this.editor.hidden = false;
-    const state = cam.camera ? cam.camera.state : "waiting";
+    const state = cam.camera ? cam.camera.state : "unreported"; // no crowd worker has reported it yet
     this.head.replaceChildren(
       el("h3", null, cam.name, " ", el("span.muted", null, cam.device_id, " · ", this.ctx.siteName(cam.site_id))),
       el(
@@ -200,7 +200,7 @@ export class Cameras extends PolledView {
         el(
           `button.camera-item${c.device_id === this.current ? ".active" : ""}`,
           { dataset: { camera: c.device_id }, onclick: () => this.select(c.device_id) },
-          el(`span.dot.c-${c.camera ? c.camera.state : "waiting"}`),
+          el(`span.dot.c-${c.camera ? c.camera.state : "unreported"}`),
           " ",
           c.name,
           el("span.muted", null, c.people !== null ? ` ${Math.round(c.people)}` : ""),
