@@ -307,6 +307,9 @@ class _Health:
         )
 
 
+_SINGLE_FRAME_CONNECTIONS = 3  # one picture per connection this many times in a row: a snapshot URL
+
+
 class StreamSource:
     """A live stream (RTSP/HTTP URL, or a file read as if live) with reconnect and backoff.
 
@@ -354,10 +357,12 @@ class StreamSource:
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         failures = 0  # connections in a row that gave no frame
+        single = 0  # http connections in a row that gave exactly one frame: a still-image URL, not a stream
         delay = self._backoff_initial
         while not self._stopped:
             cap = self._open(self.url)
             got_frames = False
+            frames_before = self._health.frames
             if cap is not None and cap.isOpened():
                 if self._health.state is not HealthState.OK:
                     log.info("stream connected source=%s after_failures=%d", self.shown, failures)
@@ -399,6 +404,16 @@ class StreamSource:
                 return
             if not got_frames:  # an open that yields nothing counts as a failure, or a flapping camera spins
                 failures += 1
+            one = self._health.frames - frames_before == 1 and self.url.startswith(("http://", "https://"))
+            single = single + 1 if one else 0
+            if single >= _SINGLE_FRAME_CONNECTIONS:
+                self._health.state = HealthState.DEAD
+                self._health.reason = (
+                    f"{self.shown} gives one picture per connection: it is a still-image URL, not a video stream"
+                    " (set crowd.snapshot: true)"
+                )
+                log.warning("stream is a snapshot URL source=%s", self.shown)
+                return
             if self._max_attempts is not None and failures >= self._max_attempts:
                 self._health.state = HealthState.DEAD
                 self._health.reason = f"gave up after {failures} failed attempts to open {self.shown}"

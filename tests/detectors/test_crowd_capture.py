@@ -431,3 +431,13 @@ def test_a_snapshot_source_must_be_http():
     """An rtsp:// URL given as a snapshot is refused at once, saying what a snapshot URL is."""
     with pytest.raises(ValueError, match="a snapshot URL is http:// or https://"):
         SnapshotSource("rtsp://admin:x@cam/1")
+
+
+def test_a_still_image_url_read_as_a_stream_is_dead_saying_to_set_snapshot():
+    """A camera's picture URL configured as a stream gives one frame per connection: after three, the source is
+    dead with the reason and the fix (crowd.snapshot: true), instead of reconnecting for ever."""
+    with SnapshotCamera(lambda: _jpeg(64, 48)) as camera:
+        source = StreamSource(camera.url("/open"), max_attempts=3, sleep=lambda s: None)
+        frames = list(source)
+    assert len(frames) == 3 and source.health.state is HealthState.DEAD
+    assert "one picture per connection" in source.health.reason and "crowd.snapshot: true" in source.health.reason
