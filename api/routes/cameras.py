@@ -13,7 +13,7 @@ from api.routes.common import invalid, responses
 from api.schemas import CameraOut
 from watchpost import store
 from watchpost.config import DeviceConfig, WatchpostConfig
-from watchpost.model import TOTAL_ZONE, NotFound
+from watchpost.model import TOTAL_ZONE, CameraPicture, NotFound
 
 __all__ = ["router"]
 
@@ -33,10 +33,15 @@ def _counting_camera(config: WatchpostConfig, device: str) -> DeviceConfig:
     return camera
 
 
-def _camera(conn: Any, camera: DeviceConfig, statuses: dict[str, dict[str, Any]], now: datetime) -> dict[str, Any]:
+def _camera(
+    camera: DeviceConfig,
+    statuses: dict[str, dict[str, Any]],
+    pictures: dict[str, CameraPicture],
+    latest: dict[str, dict[str, tuple[datetime, float]]],
+) -> dict[str, Any]:
     assert camera.crowd is not None
-    picture = store.camera_picture(conn, camera.id, with_jpeg=False) if camera.crowd.picture else None
-    counts = store.latest_counts(conn, device_id=camera.id, since=now - _RECENT)
+    picture = pictures.get(camera.id) if camera.crowd.picture else None
+    counts = latest.get(camera.id, {})
     frame_size = camera.crowd.frame_size or (picture and (picture.frame_width, picture.frame_height))
     zones = []
     for z in camera.zones:
@@ -86,9 +91,17 @@ def _camera(conn: Any, camera: DeviceConfig, statuses: dict[str, dict[str, Any]]
 def list_cameras(
     conn: Conn, config: Config, principal: Annotated[Principal, require(Action.READ_OBSERVATIONS)]
 ) -> list[dict[str, Any]]:
+    cameras = [d for d in config.devices if d.kind == "camera" and d.crowd is not None]
+    return _cameras(conn, cameras)
+
+
+def _cameras(conn: Any, cameras: list[DeviceConfig]) -> list[dict[str, Any]]:
+    """The cameras' answers from three queries, however many cameras there are."""
     statuses = store.camera_statuses(conn)
-    now = datetime.now(UTC)
-    return [_camera(conn, d, statuses, now) for d in config.devices if d.kind == "camera" and d.crowd is not None]
+    pictures = store.camera_picture_sizes(conn)
+    since = datetime.now(UTC) - _RECENT
+    latest = store.latest_counts(conn, device_ids=[c.id for c in cameras], since=since)
+    return [_camera(c, statuses, pictures, latest) for c in cameras]
 
 
 @router.get(
@@ -100,8 +113,7 @@ def list_cameras(
 def get_camera(
     conn: Conn, config: Config, device: DeviceId, principal: Annotated[Principal, require(Action.READ_OBSERVATIONS)]
 ) -> dict[str, Any]:
-    camera = _counting_camera(config, device)
-    return _camera(conn, camera, store.camera_statuses(conn), datetime.now(UTC))
+    return _cameras(conn, [_counting_camera(config, device)])[0]
 
 
 @router.get(

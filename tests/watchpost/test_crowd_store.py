@@ -153,3 +153,25 @@ def test_retention_drops_old_observation_days_and_old_snapshots(db, demo_config)
     assert dropped["observation_partitions"] >= 1 and dropped["snapshots"] == 1
     assert db.execute("SELECT count(*) FROM observations").fetchone()[0] == 1
     assert db.execute("SELECT taken_at FROM alert_snapshots").fetchall() == [(now,)]
+
+
+def test_latest_counts_give_each_cameras_newest_count_per_zone_in_one_query(db):
+    """For several cameras at once: the newest count of each zone since the given time; older ones and other
+    cameras are left out."""
+    now = datetime.now(UTC)
+    rows = [
+        Observation(at=now - timedelta(minutes=30), device_id="cam-a", zone="square", people=40.0),
+        Observation(at=now - timedelta(seconds=9), device_id="cam-a", zone="square", people=5.0),
+        Observation(at=now - timedelta(seconds=3), device_id="cam-a", zone="square", people=6.0),
+        Observation(at=now - timedelta(seconds=3), device_id="cam-a", zone="_total", people=8.0),
+        Observation(at=now - timedelta(seconds=4), device_id="cam-b", zone="gate", people=2.0),
+        Observation(at=now - timedelta(seconds=4), device_id="cam-c", zone="gate", people=9.0),
+        Observation(at=now - timedelta(minutes=20), device_id="cam-d", zone="lane", people=1.0),
+    ]
+    _observe(db, rows)
+    latest = store.latest_counts(db, device_ids=["cam-a", "cam-b", "cam-d"], since=now - timedelta(minutes=5))
+    assert {d: {z: p for z, (_, p) in zones.items()} for d, zones in latest.items()} == {
+        "cam-a": {"square": 6.0, "_total": 8.0},
+        "cam-b": {"gate": 2.0},
+    }
+    assert latest["cam-a"]["square"][0] == now - timedelta(seconds=3)

@@ -23,6 +23,7 @@ from watchpost.store.events import drop_partitions, layout_of
 __all__ = [
     "Snapshot",
     "camera_picture",
+    "camera_picture_sizes",
     "camera_statuses",
     "drop_camera_picture",
     "drop_expired_crowd",
@@ -79,14 +80,20 @@ def observation_series(
         return cur.execute(query, (bucket_s, *params)).fetchall()  # type: ignore[arg-type]
 
 
-def latest_counts(conn: psycopg.Connection, *, device_id: str, since: datetime) -> dict[str, tuple[datetime, float]]:
-    """Each zone's newest count of a camera taken at or after ``since``: zone -> (at, people)."""
+def latest_counts(
+    conn: psycopg.Connection, *, device_ids: Sequence[str], since: datetime
+) -> dict[str, dict[str, tuple[datetime, float]]]:
+    """Each zone's newest count taken at or after ``since``, for all these cameras in one query:
+    device -> zone -> (at, people)."""
     rows = conn.execute(
-        "SELECT DISTINCT ON (zone) zone, at, people FROM observations WHERE device_id = %s AND at >= %s"
-        " ORDER BY zone, at DESC",
-        (device_id, since),
+        "SELECT DISTINCT ON (device_id, zone) device_id, zone, at, people FROM observations"
+        " WHERE device_id = ANY(%s) AND at >= %s ORDER BY device_id, zone, at DESC",
+        (list(device_ids), since),
     ).fetchall()
-    return {r[0]: (r[1], float(r[2])) for r in rows}
+    out: dict[str, dict[str, tuple[datetime, float]]] = {}
+    for device_id, zone, at, people in rows:
+        out.setdefault(device_id, {})[zone] = (at, float(people))
+    return out
 
 
 def insert_snapshot(
@@ -235,17 +242,22 @@ def drop_camera_picture(conn: psycopg.Connection, device_id: str) -> bool:
     return conn.execute("DELETE FROM camera_pictures WHERE device_id = %s", (device_id,)).rowcount > 0
 
 
-def camera_picture(conn: psycopg.Connection, device_id: str, *, with_jpeg: bool = True) -> CameraPicture | None:
-    """A camera's latest picture of its empty scene (``with_jpeg=False``: its size and time only, jpeg empty)."""
-    jpeg = "jpeg" if with_jpeg else "''::bytea"
+def camera_picture(conn: psycopg.Connection, device_id: str) -> CameraPicture | None:
+    """A camera's latest picture of its empty scene."""
     row = conn.execute(
-        f"SELECT device_id, taken_at, width, height, frame_width, frame_height, {jpeg} FROM camera_pictures"
+        "SELECT device_id, taken_at, width, height, frame_width, frame_height, jpeg FROM camera_pictures"
         " WHERE device_id = %s",
         (device_id,),
     ).fetchone()
-    if row is None:
-        return None
-    return CameraPicture(*row[:6], jpeg=bytes(row[6]))
+    return None if row is None else CameraPicture(*row[:6], jpeg=bytes(row[6]))
+
+
+def camera_picture_sizes(conn: psycopg.Connection) -> dict[str, CameraPicture]:
+    """Every camera's picture without its JPEG (``jpeg`` empty): when it was taken and its sizes."""
+    rows = conn.execute(
+        "SELECT device_id, taken_at, width, height, frame_width, frame_height FROM camera_pictures"
+    ).fetchall()
+    return {r[0]: CameraPicture(*r, jpeg=b"") for r in rows}
 
 
 def drop_expired_crowd(conn: psycopg.Connection, *, storage: StorageConfig, now: datetime) -> dict[str, int]:
