@@ -517,3 +517,48 @@ def test_clicked_heads_on_the_labelling_page_are_written_to_labels_json(start_la
     assert [(f.frame, f.count) for f in load_labels(labels)] == [("seq_000001.jpg", 2), ("seq_000002.jpg", 0)]
     assert "2 of 3 frames labelled" in page.inner_text("#progress")
     assert not page.errors
+
+
+def test_a_crowd_alerts_detail_shows_its_snapshot_and_opens_its_camera(console, new_page, db):
+    """A crowd alert's detail shows the annotated snapshot; one click opens its camera's picture with the zones
+    and the last hour of counts."""
+    from detectors.crowd.snapshot import encode_jpeg
+    from detectors.crowd.synthetic import background
+    from watchpost.model import AlertDraft, Severity
+
+    _camera_scene(db)
+    draft = AlertDraft(
+        type="crowd_gathering",
+        severity=Severity.MAJOR,
+        title="人员聚集 · 广场全景 · 广场",
+        dedup_key="crowd_gathering:lotus-cam-square:square",
+        site_id="lotus",
+        occurred_at=datetime.now(UTC),
+        rule="crowd-lotus-cam-square-square",
+        device_id="lotus-cam-square",
+        zone="square",
+        detail={"camera": "lotus-cam-square", "people": 12.0, "threshold": 9, "snapshot": True},
+    )
+    with db.transaction():
+        alert_id = store.raise_alert(db, draft=draft, window_s=300, actor="crowd:test").alert_id
+        store.insert_snapshot(
+            db,
+            alert_id=alert_id,
+            taken_at=draft.occurred_at,
+            device_id="lotus-cam-square",
+            zone="square",
+            width=320,
+            height=240,
+            jpeg=encode_jpeg(background()),
+        )
+    page = new_page()
+    sign_in(page, console.url, "alice", PASSWORD)
+    page.click(f"#queue tbody tr[data-alert-id='{alert_id}']")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#detail img.snapshot'); return i && i.naturalWidth > 0 }"
+    )
+    page.click("#open-camera")
+    page.wait_for_selector("#view-cameras:not([hidden]) #camera-picture")
+    assert page.get_attribute("#camera-list button.active", "data-camera") == "lotus-cam-square"
+    assert "#cameras" in page.url
+    assert not page.errors

@@ -128,6 +128,12 @@ export class Cameras extends PolledView {
     );
   }
 
+  /** Show this camera next (from a crowd alert's detail), whatever was being drawn on another. */
+  open(id) {
+    if (id !== this.current) this.draft = null;
+    this.current = id;
+  }
+
   camera() {
     return this.cameras.find((c) => c.device_id === this.current) || null;
   }

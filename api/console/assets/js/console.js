@@ -182,6 +182,11 @@ async function start(ctx) {
   const map = views.map.allowed ? new MapView(ctx, views.map.node) : null;
   const dash = views.dash.allowed ? new Dashboards(ctx, views.dash.node) : null;
   const cameras = views.cameras.allowed ? new Cameras(ctx, views.cameras.node) : null;
+  ctx.on("camera", (id) => {
+    if (!cameras) return;
+    cameras.open(id);
+    show("cameras");
+  });
   ctx.on("select", (id) => {
     show("queue");
     detail.show(id);

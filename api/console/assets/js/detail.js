@@ -255,7 +255,13 @@ export class Detail {
   snapshotBox() {
     const url = this.snapshot.get(this.id);
     if (url === undefined) return null;
-    return section(t("snapshot"), url ? el("img.snapshot", { src: url, alt: t("snapshot") }) : el("p.muted", null, t("no_snapshot")));
+    const alert = this.ctx.alerts.get(this.id) || (this.data && this.data.alert);
+    const camera = alert && alert.detail && alert.detail.camera;
+    // a crowd alert: its camera's picture, zones and the last hour of counts are one click away
+    const open = camera && this.ctx.may("read observations")
+      ? el("button.small", { id: "open-camera", onclick: () => this.ctx.emit("camera", camera) }, t("open_camera"))
+      : null;
+    return section(t("snapshot"), url ? el("img.snapshot", { src: url, alt: t("snapshot") }) : el("p.muted", null, t("no_snapshot")), open);
   }
 
   sources() {
@@ -310,8 +316,8 @@ export class Detail {
   }
 }
 
-function section(title, body) {
+function section(title, body, ...more) {
   if (!body) return null;
-  return el("section.block", null, el("h3", null, title), body);
+  return el("section.block", null, el("h3", null, title), body, ...more);
 }
 
