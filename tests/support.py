@@ -48,6 +48,39 @@ def ingest(conn: psycopg.Connection, engine: RuleEngine, events: Sequence[Event]
         return list(engine.evaluate(conn, [e for e in events if e.event_id in fresh]))
 
 
+def raise_crowd_alert(
+    conn: psycopg.Connection, *, jpeg: bytes, size: tuple[int, int] = (2, 2), camera: str = "lotus-cam-square"
+) -> int:
+    """A crowd gathering alert on the demo camera's square zone with its snapshot, as the crowd worker stores it."""
+    from watchpost.model import AlertDraft, Severity
+
+    draft = AlertDraft(
+        type="crowd_gathering",
+        severity=Severity.MAJOR,
+        title="人员聚集 · 广场全景 · 广场",
+        dedup_key=f"crowd_gathering:{camera}:square",
+        site_id="lotus",
+        occurred_at=datetime.now(UTC),
+        rule=f"crowd-{camera}-square",
+        device_id=camera,
+        zone="square",
+        detail={"camera": camera, "people": 21.0, "threshold": 9, "snapshot": True},
+    )
+    with conn.transaction():
+        alert_id = store.raise_alert(conn, draft=draft, window_s=300, actor="crowd:test").alert_id
+        store.insert_snapshot(
+            conn,
+            alert_id=alert_id,
+            taken_at=draft.occurred_at,
+            device_id=camera,
+            zone="square",
+            width=size[0],
+            height=size[1],
+            jpeg=jpeg,
+        )
+    return alert_id
+
+
 def wait_for(predicate: Callable[[], T], timeout: float = 30.0, every: float = 0.05) -> T:
     """Poll ``predicate`` until it returns a truthy value or time runs out; return the last value."""
     deadline = time.monotonic() + timeout

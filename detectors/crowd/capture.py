@@ -310,7 +310,23 @@ class _Health:
 _SINGLE_FRAME_CONNECTIONS = 3  # one picture per connection this many times in a row: a snapshot URL
 
 
-class StreamSource:
+class _LiveSource:
+    """What a live source (stream, snapshot URL) shares: its health, and a stop for another thread."""
+
+    _health: _Health
+    _stopped: bool
+
+    @property
+    def health(self) -> CameraHealth:
+        """The source's health now."""
+        return self._health.snapshot()
+
+    def stop(self) -> None:
+        """Make iteration end after the current frame."""
+        self._stopped = True
+
+
+class StreamSource(_LiveSource):
     """A live stream (RTSP/HTTP URL, or a file read as if live) with reconnect and backoff.
 
     ``max_attempts`` failed (re)connections in a row make the source dead: iteration stops and
@@ -344,15 +360,6 @@ class StreamSource:
         self._open = open_capture or (lambda u: cv2.VideoCapture(u))
         self._health = _Health(self.shown)
         self._stopped = False
-
-    @property
-    def health(self) -> CameraHealth:
-        """The source's health now."""
-        return self._health.snapshot()
-
-    def stop(self) -> None:
-        """Make iteration end after the current frame."""
-        self._stopped = True
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -426,7 +433,7 @@ class StreamSource:
             delay = min(delay * 2, self._backoff_max)
 
 
-class SnapshotSource:
+class SnapshotSource(_LiveSource):
     """A camera's still-image URL, fetched at the sampling rate: one JPEG per request.
 
     Many cameras on community networks are reached this way rather than by a video stream.
@@ -467,15 +474,6 @@ class SnapshotSource:
         self._max_pixels = max_pixels
         self._health = _Health(self.shown)
         self._stopped = False
-
-    @property
-    def health(self) -> CameraHealth:
-        """The source's health now."""
-        return self._health.snapshot()
-
-    def stop(self) -> None:
-        """Make iteration end after the current fetch."""
-        self._stopped = True
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0

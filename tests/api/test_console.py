@@ -27,7 +27,7 @@ from ingest.pipeline import IngestWorker
 from tests.api.browser import CHROMIUM_FLAGS, chromium_path, screenshot, sign_in
 from tests.api.conftest import OTHER_UNIT, PASSWORD, PATROL_UNIT, assign, raise_manual
 from tests.conftest import topic_for
-from tests.support import canonical_payload
+from tests.support import canonical_payload, raise_crowd_alert
 from watchpost import store
 from watchpost.config import UserConfig, WatchpostConfig
 from watchpost.model import (
@@ -524,33 +524,9 @@ def test_a_crowd_alerts_detail_shows_its_snapshot_and_opens_its_camera(console, 
     and the last hour of counts."""
     from detectors.crowd.snapshot import encode_jpeg
     from detectors.crowd.synthetic import background
-    from watchpost.model import AlertDraft, Severity
 
     _camera_scene(db)
-    draft = AlertDraft(
-        type="crowd_gathering",
-        severity=Severity.MAJOR,
-        title="人员聚集 · 广场全景 · 广场",
-        dedup_key="crowd_gathering:lotus-cam-square:square",
-        site_id="lotus",
-        occurred_at=datetime.now(UTC),
-        rule="crowd-lotus-cam-square-square",
-        device_id="lotus-cam-square",
-        zone="square",
-        detail={"camera": "lotus-cam-square", "people": 12.0, "threshold": 9, "snapshot": True},
-    )
-    with db.transaction():
-        alert_id = store.raise_alert(db, draft=draft, window_s=300, actor="crowd:test").alert_id
-        store.insert_snapshot(
-            db,
-            alert_id=alert_id,
-            taken_at=draft.occurred_at,
-            device_id="lotus-cam-square",
-            zone="square",
-            width=320,
-            height=240,
-            jpeg=encode_jpeg(background()),
-        )
+    alert_id = raise_crowd_alert(db, jpeg=encode_jpeg(background()), size=(320, 240))
     page = new_page()
     sign_in(page, console.url, "alice", PASSWORD)
     page.click(f"#queue tbody tr[data-alert-id='{alert_id}']")

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tests.api.conftest import PATROL_UNIT, assign
+from tests.support import raise_crowd_alert
 from watchpost import store
 from watchpost.config import WatchpostConfig
-from watchpost.model import AlertDraft, CameraPicture, CameraStatus, Observation, Severity
+from watchpost.model import CameraPicture, CameraStatus, Observation
 
 CAMERA = "lotus-cam-square"
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
@@ -108,31 +109,7 @@ def test_bad_observation_queries_say_what_is_wrong(api, db):
 
 
 def _crowd_alert(db) -> int:
-    draft = AlertDraft(
-        type="crowd_gathering",
-        severity=Severity.MAJOR,
-        title="人员聚集 · 广场全景 · 广场",
-        dedup_key="crowd_gathering:lotus-cam-square:square",
-        site_id="lotus",
-        occurred_at=datetime.now(UTC),
-        rule="crowd-lotus-cam-square-square",
-        device_id=CAMERA,
-        zone="square",
-        detail={"people": 21.0, "snapshot": True},
-    )
-    with db.transaction():
-        alert_id = store.raise_alert(db, draft=draft, window_s=300, actor="crowd:test").alert_id
-        store.insert_snapshot(
-            db,
-            alert_id=alert_id,
-            taken_at=draft.occurred_at,
-            device_id=CAMERA,
-            zone="square",
-            width=2,
-            height=2,
-            jpeg=b"\xff\xd8\xff\xe0fake\xff\xd9",
-        )
-    return alert_id
+    return raise_crowd_alert(db, jpeg=b"\xff\xd8\xff\xe0fake\xff\xd9")
 
 
 def test_a_snapshot_is_served_to_whoever_may_see_its_alert(api, db):
