@@ -204,9 +204,6 @@ def _cmd_grab(args: argparse.Namespace, _settings: Any = None) -> int:
     except (FrameError, OSError) as exc:
         print(f"crowd grab: {shown}: {exc}", file=sys.stderr)
         return 2
-    finally:
-        if isinstance(source, StreamSource):
-            source.stop()
     if not saved:
         print(f"crowd grab: {shown}: no frame ({source.health.reason or 'the video is empty'})", file=sys.stderr)
         return 2

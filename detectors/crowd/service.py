@@ -54,7 +54,7 @@ from detectors.crowd.snapshot import draw_snapshot, encode_jpeg
 from detectors.rules import draft_for
 from ingest.mqtt import BrokerAddress, Subscriber
 from watchpost import store
-from watchpost.config import DeviceConfig, GatheringConfig, NightWindow, WatchpostConfig
+from watchpost.config import CrowdCameraConfig, DeviceConfig, GatheringConfig, NightWindow, WatchpostConfig
 from watchpost.model import TOTAL_ZONE, CameraPicture, CameraStatus, Observation, ReceivedMessage
 
 __all__ = [
@@ -123,6 +123,9 @@ class _NoPicture:
     device_id: str
 
 
+_Item = _Gathered | _Dispersed | CameraPicture | _NoPicture  # what a camera hands the recorder
+
+
 @dataclass(frozen=True, slots=True)
 class CrowdHealth:
     """What the API reports about a crowd worker."""
@@ -155,6 +158,14 @@ def counting_cameras(config: WatchpostConfig, only: Sequence[str] | None = None)
     return cams
 
 
+def zone_frame_size(crowd: CrowdCameraConfig, model: CameraModel) -> tuple[int, int]:
+    """The size of the picture a camera's zones are drawn on: configured, else the one the model was calibrated from."""
+    if crowd.frame_size:
+        return crowd.frame_size
+    source = model.fit.get("source_size") or (model.width, model.height)
+    return int(source[0]), int(source[1])
+
+
 def check_cameras(config: WatchpostConfig) -> tuple[list[str], list[str]]:
     """What ``watchpost check-config`` says of the counting cameras: (notes, problems).
 
@@ -178,8 +189,7 @@ def check_cameras(config: WatchpostConfig) -> tuple[list[str], list[str]]:
             except (ModelFileError, OSError, ValueError, ImportError) as exc:
                 problems.append(f"camera {device.id}: crowd.model: {exc}")
                 continue
-            source = model.fit.get("source_size") or (model.width, model.height)
-            size = size or (int(source[0]), int(source[1]))
+            size = zone_frame_size(crowd, model)
             notes.append(
                 f"camera {device.id}: model {crowd.model} ({model.fit.get('method', '?')}, counting at"
                 f" {model.width}x{model.height}, zones in {size[0]}x{size[1]} pixels)"
@@ -351,28 +361,21 @@ class _Camera:
             if self._inbox is not None:
                 self._consume(self._inbox)
                 return
+            retry = {
+                "sample_fps": self.crowd.sample_fps,
+                "backoff_initial": self.crowd.reconnect_initial_s,
+                "backoff_max": self.crowd.reconnect_max_s,
+                "max_attempts": self.crowd.dead_after,
+                "sleep": lambda s: stop.wait(s) and None,
+            }
             stream: StreamSource | SnapshotSource
             if self.crowd.snapshot:
                 stream = SnapshotSource(
-                    self.crowd.source,
-                    sample_fps=self.crowd.sample_fps,
-                    backoff_initial=self.crowd.reconnect_initial_s,
-                    backoff_max=self.crowd.reconnect_max_s,
-                    max_attempts=self.crowd.dead_after,
-                    sleep=lambda s: stop.wait(s) and None,
-                    max_bytes=self.crowd.max_frame_bytes,
-                    max_pixels=self.crowd.max_pixels,
+                    self.crowd.source, max_bytes=self.crowd.max_frame_bytes, max_pixels=self.crowd.max_pixels, **retry
                 )
             else:
-                stream = StreamSource(
-                    self._stream_url(),
-                    sample_fps=self.crowd.sample_fps,
-                    backoff_initial=self.crowd.reconnect_initial_s,
-                    backoff_max=self.crowd.reconnect_max_s,
-                    max_attempts=self.crowd.dead_after,
-                    sleep=lambda s: stop.wait(s) and None,
-                    pace="://" not in self.crowd.source or self.crowd.source.startswith("file://"),
-                )
+                pace = "://" not in self.crowd.source or self.crowd.source.startswith("file://")
+                stream = StreamSource(self._stream_url(), pace=pace, **retry)
             self._stream = stream
             self._consume(stream)
             health = stream.health
@@ -398,10 +401,7 @@ class _Camera:
         return _load_model(self.crowd.model)
 
     def _setup(self, model: CameraModel) -> None:
-        # zones are drawn on the camera's picture: the configured size, else the size the model was calibrated from
-        source = model.fit.get("source_size") or (model.width, model.height)
-        width, height = self.crowd.frame_size or (int(source[0]), int(source[1]))
-        self.frame_size = (width, height)
+        width, height = self.frame_size = zone_frame_size(self.crowd, model)
         sx, sy = model.width / width, model.height / height
         zones = [
             Zone(name=z.id, polygon=tuple((x * sx, y * sy) for x, y in z.polygon), area_m2=z.area_m2)
@@ -418,14 +418,14 @@ class _Camera:
                     GatheringDetector(z.name, gathering_rule(zc.gathering), area_m2=z.area_m2),
                     zc.gathering,
                 )
-        self._picture()
+        if self.crowd.picture:
+            self._picture()
+        else:
+            self.worker.recorder.record(_NoPicture(self.device.id))  # one kept from before it was turned off
 
     def _picture(self) -> None:
         """Hand the recorder the empty scene as the counter now sees it (no person: the model's background)."""
         self._next_picture = time.monotonic() + _PICTURE_EVERY_S
-        if not self.crowd.picture:
-            self.worker.recorder.record(_NoPicture(self.device.id))  # one kept from before it was turned off
-            return
         background = self.counter.background
         self.worker.recorder.record(
             CameraPicture(
@@ -463,7 +463,7 @@ class _Camera:
             Observation(at=at, device_id=self.device.id, zone=z.zone, people=round(z.count, 2)) for z in counted.zones
         ]
         self.worker.recorder.observe(rows)
-        if time.monotonic() >= self._next_picture:
+        if self.crowd.picture and time.monotonic() >= self._next_picture:
             self._picture()
         alarmed = [name for name, (d, _) in self.detectors.items() if d.active]
         for name, (detector, conf) in self.detectors.items():
@@ -529,11 +529,11 @@ class _Recorder:
 
     def __init__(self, worker: CrowdWorker) -> None:
         self.worker = worker
-        self._items: queue.Queue[_Gathered | _Dispersed | CameraPicture | _NoPicture] = queue.Queue()
+        self._items: queue.Queue[_Item] = queue.Queue()
         self._observations: deque[Observation] = deque()
         self._obs_lock = threading.Lock()
         self._wake = threading.Event()
-        self._pending: list[_Gathered | _Dispersed | CameraPicture | _NoPicture] = []
+        self._pending: list[_Item] = []
         self._partitions = store.PartitionCache()
         self.database_ok = False
         self.detail = "starting"
@@ -550,7 +550,7 @@ class _Recorder:
                 self.dropped += 1
         self._wake.set()
 
-    def record(self, item: _Gathered | _Dispersed | CameraPicture | _NoPicture) -> None:
+    def record(self, item: _Item) -> None:
         self._items.put(item)
         self._wake.set()
 
