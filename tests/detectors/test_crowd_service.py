@@ -376,7 +376,8 @@ def test_a_camera_without_a_model_reports_counts_unavailable(config, database_ur
     w = CrowdWorker(config=cfg, database_url=database_url, broker=None, name="crowd-nomodel", status_every_s=0.3)
     w.start()
     try:
-        status = wait_for(lambda: store.camera_statuses(db).get(CAMERA))
+        # the first report may come before the camera's thread has looked at its model ("waiting", "starting")
+        status = wait_for(lambda: (s := store.camera_statuses(db).get(CAMERA)) and s["state"] != "waiting" and s)
         assert status["state"] == "unavailable" and "no calibrated model" in status["reason"]
         assert w.subscriber is None
     finally:
