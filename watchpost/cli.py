@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if logging.getLogger().level > logging.DEBUG:
+        # httpx logs every request at INFO: a snapshot camera polled twice a second would fill the log
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.handler(args, settings) or 0)
     except ConfigError as exc:

@@ -1,6 +1,6 @@
 """``watchpost crowd grab``, ``calibrate`` and ``eval``: frames to label, fit a camera, and measure it.
 
-``grab`` saves frames of a camera (a stream or a video file) spread over time, for labelling
+``grab`` saves frames of a camera (a stream, a still-image URL or a video file) spread over time, for labelling
 with ``watchpost crowd label`` (the entry point adds it, and ``crowd run``) and calibrating.
 
 ``eval`` is also the crowd benchmark: it prints MAE, RMSE and frames per second with JPEG
@@ -59,8 +59,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     cal.add_argument("--json", action="store_true", help="print one JSON object")
     cal.set_defaults(handler=_cmd_calibrate)
 
-    grab = sub.add_parser("grab", help="save frames of a camera (stream or video file) to label for calibration")
+    grab = sub.add_parser("grab", help="save frames of a camera (stream, snapshot URL or video file) to label")
     grab.add_argument("--source", required=True, help="rtsp:// or http(s):// stream URL, or a video file")
+    grab.add_argument(
+        "--snapshot",
+        action="store_true",
+        help="the source is a still-image URL fetched once per frame (as crowd.snapshot: true)",
+    )
     grab.add_argument("--out", type=Path, required=True, help="folder to save the JPEG frames in (made if absent)")
     grab.add_argument("--count", type=int, default=30, help="frames to save (default 30)")
     grab.add_argument(
@@ -170,7 +175,7 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
 def _cmd_grab(args: argparse.Namespace, _settings: Any = None) -> int:
     import re
 
-    from detectors.crowd.capture import FileSource, FrameError, StreamSource, redact_url
+    from detectors.crowd.capture import FileSource, FrameError, SnapshotSource, StreamSource, redact_url
     from detectors.crowd.snapshot import encode_jpeg
 
     if args.count < 1 or not args.every > 0:
@@ -178,12 +183,19 @@ def _cmd_grab(args: argparse.Namespace, _settings: Any = None) -> int:
         return 2
     is_file = "://" not in args.source or args.source.startswith("file://")
     path = Path(args.source.removeprefix("file://"))
-    source: Any = (
-        FileSource(path, sample_fps=1 / args.every)
-        if is_file
-        else StreamSource(args.source, sample_fps=1 / args.every, max_attempts=5)
-    )
     shown = str(path) if is_file else redact_url(args.source)
+    source: Any
+    if args.snapshot:
+        try:
+            # a person is waiting: three fetches 0.5 s and 1 s apart, then the camera's answer
+            source = SnapshotSource(args.source, sample_fps=1 / args.every, max_attempts=3, backoff_initial=0.5)
+        except ValueError as exc:
+            print(f"crowd grab: {exc}", file=sys.stderr)
+            return 2
+    elif is_file:
+        source = FileSource(path, sample_fps=1 / args.every)
+    else:
+        source = StreamSource(args.source, sample_fps=1 / args.every, max_attempts=5)
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -204,10 +216,12 @@ def _cmd_grab(args: argparse.Namespace, _settings: Any = None) -> int:
     except (FrameError, OSError) as exc:
         print(f"crowd grab: {shown}: {exc}", file=sys.stderr)
         return 2
+    # the stream source names the camera setting; here the fix is the flag
+    reason = (source.health.reason or "").replace("(set crowd.snapshot: true)", "(grab it with --snapshot)")
     if not saved:
-        print(f"crowd grab: {shown}: no frame ({source.health.reason or 'the video is empty'})", file=sys.stderr)
+        print(f"crowd grab: {shown}: no frame ({reason or 'the video is empty'})", file=sys.stderr)
         return 2
-    note = "" if len(saved) >= args.count else f" (the source ended: {source.health.reason or 'end of the video'})"
+    note = "" if len(saved) >= args.count else f" (the source ended: {reason or 'end of the video'})"
     print(f"crowd grab: {len(saved)} frames saved to {args.out} ({saved[0]} .. {saved[-1]}){note}")
     print(
         "next: watchpost crowd label --frames "

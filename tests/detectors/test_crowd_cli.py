@@ -1,4 +1,4 @@
-"""``watchpost crowd grab``, ``calibrate`` and ``eval`` on synthetic video and a synthetic labelled sequence."""
+"""``watchpost crowd grab``, ``calibrate`` and ``eval`` on synthetic video, a local HTTP camera and labelled frames."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from detectors.crowd import synthetic as syn
+from tests.camera_http import SnapshotCamera
 from watchpost.cli import main
 
 
@@ -190,3 +191,53 @@ def test_grab_says_why_when_there_is_nothing_to_save(tmp_path, capsys):
     assert main(["crowd", "grab", "--source", str(junk), "--out", str(out), "--count", "0"]) == 2
     assert "--count must be at least 1" in capsys.readouterr().err
     assert not any(out.iterdir())
+
+
+def _picture() -> bytes:
+    import cv2
+
+    image = np.full((syn.HEIGHT, syn.WIDTH, 3), 90, np.uint8)
+    cv2.circle(image, (80, 60), 12, (30, 30, 200), -1)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def test_grab_snapshot_fetches_a_still_image_url_with_the_cameras_digest_login(tmp_path, capsys):
+    """`crowd grab --snapshot` fetches a picture URL (digest login from the URL) once per frame and saves it."""
+    from detectors.crowd.capture import DirectorySource
+
+    out = tmp_path / "frames"
+    with SnapshotCamera(_picture) as camera:
+        args = ["crowd", "grab", "--snapshot", "--source", camera.url(), "--out", str(out), "--count", "3"]
+        assert main([*args, "--every", "0.05"]) == 0
+        assert camera.requests == 3 and "Digest" in camera.schemes
+    said = capsys.readouterr().out
+    assert "3 frames saved" in said and "se@cret" not in said and "se%40cret" not in said
+    import logging
+
+    assert logging.getLogger("httpx").level == logging.WARNING  # not a log line per picture fetched
+    assert [f.image.shape for f in DirectorySource(out)] == [(syn.HEIGHT, syn.WIDTH, 3)] * 3
+
+
+def test_grab_snapshot_says_why_a_camera_gives_no_picture(tmp_path, capsys):
+    """A refused password, a login page or a non-http source exit 2 with the camera's reason; nothing is saved."""
+    out = tmp_path / "frames"
+    with SnapshotCamera(_picture) as camera:
+        wrong = camera.url(password="nope")
+        assert main(["crowd", "grab", "--snapshot", "--source", wrong, "--out", str(out), "--every", "0.05"]) == 2
+        err = capsys.readouterr().err
+        assert "HTTP 401" in err and "check the user and password" in err and "nope" not in err
+        assert main(["crowd", "grab", "--snapshot", "--source", camera.url("/html"), "--out", str(out)]) == 2
+        assert "no frame" in capsys.readouterr().err
+    assert main(["crowd", "grab", "--snapshot", "--source", "rtsp://cam/1", "--out", str(out)]) == 2
+    assert "a snapshot URL is http:// or https://" in capsys.readouterr().err
+    assert not any(out.iterdir())
+
+
+def test_grab_of_a_still_image_url_without_snapshot_names_the_flag(tmp_path, capsys):
+    """A picture URL grabbed as a stream (one picture per connection) stops after three, saying to use --snapshot."""
+    out = tmp_path / "frames"
+    with SnapshotCamera(_picture) as camera:
+        args = ["crowd", "grab", "--source", camera.url("/open"), "--out", str(out), "--count", "10"]
+        assert main([*args, "--every", "0.05"]) == 0
+    said = capsys.readouterr().out
+    assert "3 frames saved" in said and "grab it with --snapshot" in said and "crowd.snapshot" not in said
