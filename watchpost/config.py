@@ -177,6 +177,12 @@ class CrowdCameraConfig(_Model):
         " model was calibrated from",
     )
     alert: str = Field(default="crowd_gathering", description="Alert type a gathering raises (alerts.types)")
+    view_alert: str | None = Field(
+        default="device_fault",
+        description="Alert type raised when the picture stops showing the calibrated scene (the camera turned, its"
+        " lens covered or fogged, too dark, infrared at night) and the counts are held; null: only the camera's"
+        " health says so",
+    )
     max_pixels: int = Field(
         default=4096 * 3072, ge=64 * 64, description="Frames declaring more pixels are refused (pixel bombs)"
     )
@@ -801,6 +807,11 @@ class WatchpostConfig(_Model):
                 raise _located(
                     (*where, "crowd", "alert"),
                     f"unknown alert type {crowd.alert!r}; known: {sorted(self.alerts.types)}",
+                )
+            if crowd.view_alert is not None and crowd.view_alert not in self.alerts.types:
+                raise _located(
+                    (*where, "crowd", "view_alert"),
+                    f"unknown alert type {crowd.view_alert!r}; known: {sorted(self.alerts.types)} (or null for none)",
                 )
             if crowd.from_mqtt:
                 topic = crowd.topic_for(device.id)

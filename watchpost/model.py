@@ -360,7 +360,7 @@ class CameraStatus:
 
     device_id: str
     worker: str
-    state: str  # ok, waiting, silent, reconnecting, dead, unavailable (no model), error
+    state: str  # ok, waiting, silent, reconnecting, dead, unavailable (no model), error, held (view unlike calibration)
     reason: str | None
     source: str  # where frames come from (a URL's credentials removed)
     last_frame_at: datetime | None

@@ -143,7 +143,7 @@ def calibrate(
     with_heads = method == "trees" or (method == "auto" and len(located) >= _MIN_TO_CHOOSE)
     thin = max(1, -(-len(located) * int(counted.sum()) // _MAX_DENSITY_ROWS))
     learn = set(located[::thin]) if with_heads else set()
-    totals, counts, inputs, heads, values = [], [], [], [], []
+    totals, counts, inputs, heads, values, kept = [], [], [], [], [], []
     for i, lf in enumerate(labels):
         image = read(lf)
         if image.shape[:2] != (source_height, source_width):
@@ -153,6 +153,7 @@ def calibrate(
         image = _fit_to(image, (width, height))
         grid = extract_features(image, bg, roi_mask, cw, cell, texture=i in learn)
         totals.append(grid.values.reshape(-1, grid.values.shape[2]).sum(axis=0))
+        kept.append(grid.outlines_kept)
         counts.append(float(lf.count))
         if i in learn:
             inputs.append(design(grid.values, grid.texture, cw, below))
@@ -214,6 +215,8 @@ def calibrate(
             "train_mae": round(float(np.abs(residual).mean()), 4),
             "train_rmse": round(float(np.sqrt((residual**2).mean())), 4),
             "source_size": [source_width, source_height],
+            # how much of the empty scene's outlines the calibration frames keep: the run-time view check's reference
+            "view": {"outlines_kept_p5": round(float(np.percentile(kept, 5)), 4)},
             "first_frame": labels[0].frame,
             "last_frame": labels[-1].frame,
         },

@@ -86,6 +86,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     ev.add_argument("--growth", type=float, help="also raise when the zone count grows by this factor ...")
     ev.add_argument("--growth-window", type=float, default=60, help="... within this many frames (60)")
     ev.add_argument("--adapt-rate", type=float, default=0.1, help="background update rate (0 = frozen; 0.1)")
+    ev.add_argument(
+        "--light",
+        type=float,
+        default=1.0,
+        help="scale every frame's brightness by this before counting: how the counts hold when the light changes (1)",
+    )
     ev.add_argument("--json", action="store_true", help="print exactly one JSON object")
     ev.add_argument("--plot", type=Path, help="write predicted and true counts over time, and the alarms, as PNG")
     ev.set_defaults(handler=_cmd_eval)
@@ -294,13 +300,23 @@ def _evaluate(args: argparse.Namespace) -> int:
         sx, sy = model.width / frame_w, model.height / frame_h
         counted_zone = Zone(name=zone.name, polygon=tuple((x * sx, y * sy) for x, y in zone.polygon))
     counter = Counter(model, [counted_zone] if counted_zone else [], adapt_rate=args.adapt_rate)
+    if not args.light > 0:
+        raise ValueError("--light must be above 0")
     predicted, zone_predicted = [], []
     wall, cpu = 0.0, 0.0
+    problems: list[str] = []  # the frames whose view check failed: the worker would hold such counts
     for i, lf in enumerate(labels):
         w0, c0 = time.perf_counter(), time.process_time()
-        counted = counter.count(source.read(lf.frame), time=times[i])
+        image = source.read(lf.frame)
+        if args.light != 1.0:  # not timed: a camera's frames come as they are
+            w1, c1 = time.perf_counter(), time.process_time()
+            image = cv2.convertScaleAbs(image, alpha=args.light)
+            w0, c0 = w0 + time.perf_counter() - w1, c0 + time.process_time() - c1
+        counted = counter.count(image, time=times[i])
         wall += time.perf_counter() - w0
         cpu += time.process_time() - c0
+        if counted.view is not None and counted.view.problem:
+            problems.append(counted.view.problem)
         predicted.append(counted.total)
         if zone is not None:
             zone_predicted.append(counted.zones[0].count)
@@ -317,6 +333,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         "decode_fps": round(decode_fps, 2),
         "opencv_threads": cv2.getNumThreads(),
         "frame_size": f"{frame_w}x{frame_h}",
+        "view_failed": len(problems),  # frames unlike the calibrated scene (the worker holds such counts)
+        "view_problem": max(set(problems), key=problems.count) if problems else None,
         "counted_at": f"{model.width}x{model.height}",
     }
     true_eps, pred_eps, zone_true = [], [], None
@@ -373,6 +391,8 @@ def _print_report(r: dict[str, Any], labels: tuple[LabelledFrame, ...]) -> None:
     print(f"decode alone  {r['decode_fps']:.1f} fps (read + JPEG decode: the ceiling)")
     if r["frame_size"] != r["counted_at"]:
         print(f"size          frames {r['frame_size']}, counted at {r['counted_at']}")
+    if r["view_failed"]:
+        print(f"view check    {r['view_failed']} frames failed (a worker holds such counts): {r['view_problem']}")
     if "f1" in r:
         print(f"zone MAE      {r['zone_mae']:.3f} (RMSE {r['zone_rmse']:.3f}, bias {r['zone_bias']:+.3f})")
         print(f"gathering     precision {r['precision']:.3f}  recall {r['recall']:.3f}  F1 {r['f1']:.3f}")

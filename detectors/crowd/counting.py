@@ -5,6 +5,10 @@ Each frame's features (see ``features``) go through the camera's density model (
 density, a zone's count the sum inside its polygon, so zone counts add up to the frame's and
 follow the people whose heads are in the zone. A model calibrated from counts without head
 positions has a linear density instead (features per cell times the count model's weights).
+
+Every count carries a :class:`ViewCheck`: whether the frame still shows the calibrated scene
+(not too dark or bright, the scene's outlines where they were, colour where there was colour).
+A frame that fails it is not blended into the background; the camera's worker holds its counts.
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ from detectors.crowd.camera import CameraModel
 from detectors.crowd.density import DensityModel, design
 from detectors.crowd.features import Background, cell_pool, extract_features
 
-__all__ = ["Counter", "FrameCount", "Zone", "ZoneCount", "cell_weights", "counted_cells", "zone_mask"]
+__all__ = [
+    "Counter",
+    "FrameCount",
+    "ViewCheck",
+    "Zone",
+    "ZoneCount",
+    "cell_weights",
+    "counted_cells",
+    "zone_mask",
+    "view_limits",
+]
 
 # A pixel this close to the background (colour levels) and in a cell where nobody is counted
 # may be blended into the background.
@@ -28,6 +42,15 @@ _ADAPT_CHANGE = 10
 # A cell is occupied when the density there (people per cell) is above this; the body below the
 # head is occupied too.
 _OCCUPIED = 0.1
+# Past these the frame is not the scene the model was calibrated on. Measured on Mall frames
+# (2026-12-03): counts stay within about a person from 0.5x to 1.35x the brightness; the frames
+# keep 80-90 % of the empty scene's outlines, a camera turned by 20 pixels or 5 degrees 10-15 %,
+# a defocused lens 8 %, a covered one none.
+_MIN_GAIN, _MAX_GAIN = 0.4, 2.5
+_OUTLINES_KEPT_SHARE = 0.65  # of the calibration frames' 5th percentile of edges kept
+_OUTLINES_KEPT_DEFAULT = 0.5  # for a model calibrated before edges were measured
+_MIN_COLOUR = 0.2  # a frame with under this share of the empty scene's colour has lost it (infrared)
+_COLOURFUL = 20.0  # the empty scene's median saturation from which colour is checked (a grey camera is not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +92,25 @@ class ZoneCount:
     count: float
 
 
+@dataclass(frozen=True, slots=True)
+class ViewCheck:
+    """Whether a frame shows the scene the camera was calibrated on: the counts are only as good as that."""
+
+    gain: float  # brightness relative to the empty scene
+    outlines_kept: float  # share of the empty scene's outlines still in the frame
+    colour: float  # the frame's colour saturation relative to the empty scene's
+    problem: str | None  # why the counts cannot be trusted, or None
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class FrameCount:
-    """People counted in one frame: the total, each zone, and the density per cell."""
+    """People counted in one frame: the total, each zone, the density per cell, and the view check."""
 
     time: float
     total: float
     zones: tuple[ZoneCount, ...]
     density: np.ndarray  # float32 (rows, cols): people per cell (a little below 0 where nobody is); sums to ``total``
+    view: ViewCheck | None = None
 
     def zone(self, name: str) -> float:
         """The count of the named zone."""
@@ -84,6 +118,34 @@ class FrameCount:
             if z.zone == name:
                 return z.count
         raise KeyError(name)
+
+
+def view_limits(model: CameraModel) -> float:
+    """The share of the empty scene's outlines below which a frame's view is not the calibrated one."""
+    kept = (model.fit.get("view") or {}).get("outlines_kept_p5")
+    return _OUTLINES_KEPT_SHARE * float(kept) if isinstance(kept, int | float) and kept > 0 else _OUTLINES_KEPT_DEFAULT
+
+
+def check_view(
+    gain: float, outlines_kept: float, saturation: float, background_saturation: float, limit: float
+) -> ViewCheck:
+    """Judge a frame's view from its measures (see :class:`ViewCheck`)."""
+    colour = saturation / background_saturation if background_saturation > 0 else 1.0
+    problem = None
+    if gain < _MIN_GAIN:
+        problem = f"the picture is {gain:.2f}x as bright as the empty scene: too dark to count (night? lens covered?)"
+    elif gain > _MAX_GAIN:
+        problem = f"the picture is {gain:.1f}x as bright as the empty scene: glare or overexposure"
+    elif outlines_kept < limit:
+        problem = (
+            f"only {outlines_kept:.0%} of the scene's outlines are where they were (calibrated: at least {limit:.0%}):"
+            " the camera moved, or its lens is covered or out of focus"
+        )
+    elif background_saturation >= _COLOURFUL and colour < _MIN_COLOUR:
+        problem = "the picture has lost its colour (infrared night mode?): calibrate with frames of this light"
+    return ViewCheck(
+        gain=round(gain, 3), outlines_kept=round(outlines_kept, 3), colour=round(colour, 3), problem=problem
+    )
 
 
 def cell_weights(model_roi: np.ndarray, perspective: np.ndarray, cell: int) -> np.ndarray:
@@ -129,6 +191,7 @@ class Counter:
         # the body under a head: a cell is occupied when a head is up to this many cells above it
         self._body = max(model.below, 1)
         self._frames = 0
+        self._outlines_limit = view_limits(model)
 
     @property
     def background(self) -> np.ndarray:
@@ -153,9 +216,12 @@ class Counter:
             for z, mask in zip(self.zones, self._masks, strict=True)
         )
         self._frames += 1
-        if self._adapt_rate > 0 and self._frames % self._adapt_every == 0:
+        bg = self._background
+        view = check_view(grid.gain, grid.outlines_kept, grid.saturation, bg.saturation, self._outlines_limit)
+        # a frame unlike the scene (a turned camera, night) must not be blended into the empty scene
+        if self._adapt_rate > 0 and self._frames % self._adapt_every == 0 and view.problem is None:
             self._adapt(image, grid.change, grid.gain, density)
-        return FrameCount(time=time, total=total, zones=zones, density=density)
+        return FrameCount(time=time, total=total, zones=zones, density=density, view=view)
 
     def _adapt(self, image: np.ndarray, change: np.ndarray, gain: float, density: np.ndarray) -> None:
         m = self.model

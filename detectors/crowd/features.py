@@ -15,6 +15,12 @@ stops growing with their number while their outlines still do.
 The background is the median of the calibration frames. It adapts slowly at run time, but
 only where the counter sees nobody (see :class:`Background`): people who stand still, which a
 gathering is, stay in the count.
+
+Each frame is first brought to the background's brightness (its median ratio to it), so a
+cloud, dusk or the camera's exposure does not scale people's contrast and texture away. Two
+measures say whether the frame still shows the scene the camera was calibrated on: the share of
+the background's outlines it keeps (a camera that was turned, covered or fogged keeps few) and
+its colour (an infrared night picture has none).
 """
 
 from __future__ import annotations
@@ -25,7 +31,15 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-__all__ = ["FEATURE_NAMES", "ORIENTATIONS", "Background", "FeatureGrid", "cell_pool", "extract_features"]
+__all__ = [
+    "FEATURE_NAMES",
+    "ORIENTATIONS",
+    "Background",
+    "FeatureGrid",
+    "cell_pool",
+    "extract_features",
+    "saturation_of",
+]
 
 FEATURE_NAMES: tuple[str, ...] = (
     "changed_12",  # share of the cell whose colour differs from the background by more than 12 levels
@@ -43,6 +57,7 @@ FEATURE_NAMES: tuple[str, ...] = (
 ORIENTATIONS = 8  # bins of the frame's gradient direction (signed, 45 degrees each) in ``texture``
 _THRESHOLDS = (12, 20, 35, 60)
 _CANNY = (50, 120)
+_NEAR = np.ones((3, 3), np.uint8)  # "within a pixel"
 
 
 def cell_pool(image: np.ndarray, cell: int) -> np.ndarray:
@@ -60,6 +75,8 @@ class FeatureGrid:
     # direction; None when not asked for (a linear density does not use it)
     change: np.ndarray  # uint8 (H, W): per-pixel colour difference to the background (for adaptation)
     gain: float  # global brightness of the frame relative to the background
+    outlines_kept: float  # share of the background's outlines the frame still has (within a pixel)
+    saturation: float  # the frame's median colour saturation (0-255)
 
 
 class Background:
@@ -67,6 +84,7 @@ class Background:
 
     def __init__(self, image: np.ndarray) -> None:
         self._image = image.astype(np.float32)
+        self.outline: np.ndarray | None = None
         self._refresh()
 
     @property
@@ -80,8 +98,15 @@ class Background:
         self.gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
         self.gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
         self.magnitude = cv2.magnitude(self.gx, self.gy)
-        edges = cv2.dilate(cv2.Canny(gray, *_CANNY), np.ones((3, 3), np.uint8))
-        self.not_edges = cv2.bitwise_not(edges)
+        self.not_edges = cv2.bitwise_not(cv2.dilate(cv2.Canny(gray, *_CANNY), _NEAR))
+        # the scene's outlines for the view check: where its strongest tenth of gradients were at the
+        # start (at most 20,000 of them), with their gradients as the background now has them
+        flat = self.magnitude.ravel()
+        if self.outline is None:
+            outline = np.flatnonzero(flat > max(float(np.percentile(flat, 90)), 20.0))
+            self.outline = outline[:: max(1, outline.size // 20000)]
+        self.outline_g = (self.gx.ravel()[self.outline], self.gy.ravel()[self.outline], flat[self.outline])
+        self.saturation = saturation_of(self._u8)
         self._roi_f: tuple[np.ndarray, np.ndarray] | None = None
         self._sample = self._u8[::8, ::8].reshape(-1, 3).sum(axis=1).astype(np.float32) + 1.0
 
@@ -121,21 +146,26 @@ def extract_features(
     counted part of each cell (rows x cols). Maps are pooled per cell first and weighted after: the
     perspective barely changes within a cell, and it keeps the per-pixel work in OpenCV.
     """
+    # The frame is brought to the background's brightness before anything is measured: the
+    # thresholds, gradients and texture are then in the calibration's units whether a cloud
+    # passes or the lights dim (scaling the background instead leaves people's contrast scaled).
     gain = background.gain_of(frame)
-    expected = cv2.convertScaleAbs(background._image, alpha=gain)
-    b, g, r = cv2.split(cv2.absdiff(frame, expected))
+    if abs(gain - 1.0) > 0.01:
+        frame = cv2.convertScaleAbs(frame, alpha=1.0 / gain)
+    b, g, r = cv2.split(cv2.absdiff(frame, background.image))
     change = cv2.multiply(cv2.max(cv2.max(b, g), r), roi)
     gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=3)
     magnitude = cv2.magnitude(gx, gy)
     roi_f = background.roi_f(roi)
-    gradient_change = cv2.magnitude(cv2.scaleAdd(background.gx, -gain, gx), cv2.scaleAdd(background.gy, -gain, gy))
+    gradient_change = cv2.magnitude(cv2.subtract(gx, background.gx), cv2.subtract(gy, background.gy))
     gradient_change = cv2.multiply(cv2.min(gradient_change, 300.0), roi_f, scale=1.0 / 300.0)
     new_gradient = cv2.multiply(
-        cv2.min(cv2.max(cv2.scaleAdd(background.magnitude, -gain, magnitude), 0.0), 300.0), roi_f, scale=1.0 / 300.0
+        cv2.min(cv2.max(cv2.subtract(magnitude, background.magnitude), 0.0), 300.0), roi_f, scale=1.0 / 300.0
     )
     new_edges = cv2.bitwise_and(cv2.bitwise_and(cv2.Canny(gray, *_CANNY), background.not_edges), roi * 255)
+    outlines_kept = _outlines_kept(gx, gy, background)
     # Orientation of the frame's gradient, weighted by how much it changed: cos^2, sin^2 and
     # sin*cos of its angle (the structure tensor), cheaper than atan2 bins and smooth.
     norm = cv2.add(cv2.multiply(magnitude, magnitude), 1e-3)
@@ -151,7 +181,34 @@ def extract_features(
     values = np.concatenate([pooled_u8[:, :, :5], pooled_f[:, :, :2], pooled_u8[:, :, 5:6], pooled_f[:, :, 2:]], axis=2)
     values *= cell_weight[:, :, None]
     energy = _orientation_energy(gx, gy, cell) if texture else None
-    return FeatureGrid(values=values, texture=energy, change=change, gain=gain)
+    return FeatureGrid(
+        values=values,
+        texture=energy,
+        change=change,
+        gain=gain,
+        outlines_kept=outlines_kept,
+        saturation=saturation_of(frame),
+    )
+
+
+def _outlines_kept(gx: np.ndarray, gy: np.ndarray, background: Background) -> float:
+    """Share of the empty scene's outlines the frame still has: a gradient there pointing the same way
+    (within about 45 degrees) and at least half as strong. Over the whole picture people hide a few of
+    them; a camera that was turned, a covered, fogged or defocused lens loses most."""
+    index = background.outline
+    if index is None or index.size == 0:
+        return 1.0
+    bx, by, bm = background.outline_g
+    fx, fy = gx.ravel()[index], gy.ravel()[index]
+    fm = np.sqrt(fx * fx + fy * fy)
+    kept = (fx * bx + fy * by > 0.7 * fm * bm) & (fm > 0.5 * bm)
+    return float(kept.mean())
+
+
+def saturation_of(image: np.ndarray) -> float:
+    """Median colour saturation (HSV S, 0-255) of a BGR image, from every eighth pixel."""
+    sample = np.ascontiguousarray(image[::8, ::8])
+    return float(np.median(cv2.cvtColor(sample, cv2.COLOR_BGR2HSV)[:, :, 1]))
 
 
 @lru_cache(maxsize=8)

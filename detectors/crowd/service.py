@@ -12,6 +12,9 @@ owns the database connection and writes what the cameras produce:
   :func:`watchpost.store.raise_alert` (so the dispatcher sends units and the console hears of
   it), with the annotated snapshot stored in the same transaction;
 - a gathering that ends as a note on the open alert's timeline (never a silent resolve);
+- a camera whose picture stops showing the scene it was calibrated on (turned, covered, fogged,
+  too dark, infrared at night) has its counts held (no observations, no gathering judged) and
+  raises its ``view_alert`` (``device_fault``) with a snapshot, noted when the view is back;
 - each camera's health, every few seconds;
 - each camera's picture of its empty scene (its model's background, as it adapts) at start
   and every few minutes, for drawing zones on in the console.
@@ -48,7 +51,7 @@ from detectors.crowd.capture import (
     StreamSource,
     redact_url,
 )
-from detectors.crowd.counting import Counter, Zone
+from detectors.crowd.counting import Counter, FrameCount, ViewCheck, Zone
 from detectors.crowd.gathering import GatheringAlarm, GatheringCleared, GatheringDetector, GatheringRule
 from detectors.crowd.snapshot import draw_snapshot, encode_jpeg
 from detectors.rules import draft_for
@@ -75,6 +78,7 @@ _PICTURE_QUALITY = 85
 _RETENTION_EVERY_S = 3600.0
 _MAX_PENDING_OBSERVATIONS = 100_000  # while the database is away; the oldest go first beyond this
 _OBSERVATION_BATCH = 5000
+_VIEW_FRAMES = 5  # frames in a row that fail (or pass) the view check before the counts are held (or resumed)
 
 
 # --- what the cameras hand the recorder --------------------------------------------------------
@@ -123,7 +127,31 @@ class _NoPicture:
     device_id: str
 
 
-_Item = _Gathered | _Dispersed | CameraPicture | _NoPicture  # what a camera hands the recorder
+@dataclass(frozen=True, slots=True)
+class _ViewLost:
+    """The picture stopped showing the calibrated scene: the counts are held; raise the camera's fault."""
+
+    device_id: str
+    alert_type: str | None
+    view: ViewCheck
+    problem: str
+    at: float
+    snapshot: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class _ViewBack:
+    """The calibrated scene is back: counting resumed; note it on the fault alert."""
+
+    device_id: str
+    alert_type: str | None
+    at: float
+    held_s: float
+
+
+_Item = _Gathered | _Dispersed | CameraPicture | _NoPicture | _ViewLost | _ViewBack  # what a camera hands the recorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +303,9 @@ class _Camera:
         self._last_error: str | None = None
         self._last_error_at: datetime | None = None
         self._next_picture = 0.0
+        self._held: str | None = None  # why the counts are held (the view is not the calibrated scene)
+        self._held_since = 0.0
+        self._view_bad = self._view_good = 0  # frames in a row failing / passing the view check
         if self.crowd.from_mqtt:
             self._inbox = FrameInbox(
                 self.source_shown,
@@ -320,6 +351,8 @@ class _Camera:
             state, reason = source_health.state.value, source_health.reason
             errors += source_health.errors
             reconnects += source_health.reconnects
+        if state == HealthState.OK.value and self._held is not None:
+            state, reason = "held", f"counts held: {self._held}"
         return CameraStatus(
             device_id=self.device.id,
             worker=self.worker.name,
@@ -411,17 +444,22 @@ class _Camera:
         self.zone_names = {z.id: z.name or z.id for z in self.device.zones}
         self.counter = Counter(model, zones)
         self.model = model
+        self._fresh_detectors()
+        if self.crowd.picture:
+            self._picture()
+        else:
+            self.worker.recorder.record(_NoPicture(self.device.id))  # one kept from before it was turned off
+
+    def _fresh_detectors(self) -> None:
+        """Each zone's gathering rule from the start (no count history)."""
         self.detectors: dict[str, tuple[GatheringDetector, GatheringConfig]] = {}
-        for z, zc in zip(zones, self.device.zones, strict=True):
+        for z, zc in zip(self.zones, self.device.zones, strict=True):
             if zc.gathering is not None:
                 self.detectors[z.name] = (
                     GatheringDetector(z.name, gathering_rule(zc.gathering), area_m2=z.area_m2),
                     zc.gathering,
                 )
-        if self.crowd.picture:
-            self._picture()
-        else:
-            self.worker.recorder.record(_NoPicture(self.device.id))  # one kept from before it was turned off
+        self._peaks.clear()
 
     def _picture(self) -> None:
         """Hand the recorder the empty scene as the counter now sees it (no person: the model's background)."""
@@ -454,9 +492,12 @@ class _Camera:
         counted = self.counter.count(frame.image, frame.time)
         self._frames += 1
         self._last_frame = frame.time
-        self._people = counted.total
         if self._state != "ok":
             self._state, self._reason = "ok", None
+        if self._view_held(frame, counted):
+            self._people = None
+            return
+        self._people = counted.total
         at = datetime.fromtimestamp(frame.time, UTC)
         rows = [Observation(at=at, device_id=self.device.id, zone=TOTAL_ZONE, people=round(counted.total, 2))]
         rows += [
@@ -484,6 +525,47 @@ class _Camera:
                         peak=round(self._peaks.pop(name, event.smoothed), 2),
                     )
                 )
+
+    def _view_held(self, frame: Frame, counted: FrameCount) -> bool:
+        """Whether this frame's counts are held: the view has failed its check for ``_VIEW_FRAMES`` frames
+        in a row and not yet passed it as many times. Counts of a turned or covered camera, or of a night
+        picture the model never saw, are noise: better none, and a fault someone looks at."""
+        view = counted.view
+        problem = view.problem if view is not None else None
+        if problem is None:
+            self._view_bad, self._view_good = 0, self._view_good + 1
+        else:
+            self._view_bad, self._view_good = self._view_bad + 1, 0
+        if self._held is None and problem is not None and view is not None and self._view_bad >= _VIEW_FRAMES:
+            self._held, self._held_since = problem, frame.time
+            self._fresh_detectors()  # no dwell carried over the held frames
+            image = frame.image
+            if image.shape[1] > self.model.width:
+                image = cv2.resize(image, (self.model.width, self.model.height), interpolation=cv2.INTER_AREA)
+            self.worker.recorder.record(
+                _ViewLost(
+                    device_id=self.device.id,
+                    alert_type=self.crowd.view_alert,
+                    view=view,
+                    problem=problem,
+                    at=frame.time,
+                    snapshot=encode_jpeg(image, quality=self.crowd.snapshot_quality),
+                    width=int(image.shape[1]),
+                    height=int(image.shape[0]),
+                )
+            )
+            log.warning("crowd counts held: device=%s problem=%s", self.device.id, problem)
+        elif self._held is not None and problem is None and self._view_good >= _VIEW_FRAMES:
+            held_s = frame.time - self._held_since
+            self._held = None
+            self._fresh_detectors()
+            self.worker.recorder.record(
+                _ViewBack(device_id=self.device.id, alert_type=self.crowd.view_alert, at=frame.time, held_s=held_s)
+            )
+            log.info("crowd counts resumed: device=%s held_s=%.0f", self.device.id, held_s)
+        elif self._held is not None and problem is not None:
+            self._held = problem  # the latest reason (dark at dusk, then no colour)
+        return self._held is not None
 
     def _raise(
         self, frame: Frame, counted: Any, alarm: GatheringAlarm, conf: GatheringConfig, alarmed: list[str]
@@ -594,6 +676,10 @@ class _Recorder:
                     store.put_camera_picture(conn, picture=item)
                 elif isinstance(item, _NoPicture):
                     store.drop_camera_picture(conn, item.device_id)
+                elif isinstance(item, _ViewLost):
+                    self._view_lost(conn, item)
+                elif isinstance(item, _ViewBack):
+                    self._view_back(conn, item)
                 else:
                     self._disperse(conn, item)
             self._pending.pop(0)
@@ -674,6 +760,58 @@ class _Recorder:
         )
         log.info(
             "crowd alert: alert=%d created=%s device=%s zone=%s", raised.alert_id, raised.created, g.device_id, g.zone
+        )
+
+    def _view_lost(self, conn: psycopg.Connection, v: _ViewLost) -> None:
+        if v.alert_type is None:
+            return
+        config = self.worker.config
+        device = config.device_index[v.device_id]
+        at = datetime.fromtimestamp(v.at, UTC)
+        rule = _RuleRef(name=f"crowd-{v.device_id}-view"[:64], alert=v.alert_type, severity=None, night=None)
+        detail: dict[str, Any] = {
+            "camera": v.device_id,
+            "reason": "view_unlike_calibration",
+            "problem": v.problem,
+            "counts_held": True,
+            "gain": v.view.gain,
+            "outlines_kept": v.view.outlines_kept,
+            "colour": v.view.colour,
+            "snapshot": True,
+        }
+        draft = draft_for(
+            config, rule, device_id=v.device_id, site_id=device.site, at=at, key=f"{v.device_id}:view", detail=detail
+        )
+        raised = store.raise_alert(
+            conn, draft=draft, window_s=config.alerts.dedup_window_s, actor=f"crowd:{self.worker.name}"
+        )
+        store.insert_snapshot(
+            conn,
+            alert_id=raised.alert_id,
+            taken_at=at,
+            device_id=v.device_id,
+            zone=None,
+            width=v.width,
+            height=v.height,
+            jpeg=v.snapshot,
+        )
+        log.info("crowd view alert: alert=%d created=%s device=%s", raised.alert_id, raised.created, v.device_id)
+
+    def _view_back(self, conn: psycopg.Connection, v: _ViewBack) -> None:
+        if v.alert_type is None:
+            return
+        at = datetime.fromtimestamp(v.at, UTC)
+        store.note_open_alert(
+            conn,
+            dedup_key=f"{v.alert_type}:{v.device_id}:view",
+            action="view_restored",
+            actor=f"crowd:{self.worker.name}",
+            detail={
+                "counts_held": False,
+                "restored_at": at.isoformat().replace("+00:00", "Z"),
+                "held_s": round(v.held_s, 1),
+            },
+            seen_at=at,
         )
 
     def _disperse(self, conn: psycopg.Connection, d: _Dispersed) -> None:

@@ -56,6 +56,20 @@ def test_eval_json_has_the_count_and_speed_keys(model, dataset, capsys):
     assert result["mae"] < 1.5
 
 
+def test_eval_light_scales_the_frames_and_reports_frames_the_view_check_fails(model, dataset, capsys):
+    """eval --light 0.7 counts dim frames as well; at 0.2 every frame fails the view check, as the JSON says."""
+    folder, labels, _ = dataset
+    args = ["crowd", "eval", "--model", str(model), "--frames", str(folder / "frames"), "--labels", str(labels)]
+    assert main([*args, "--range", "81-120", "--json", "--light", "0.7"]) == 0
+    dim = json.loads(capsys.readouterr().out)
+    assert dim["mae"] < 1.5 and dim["view_failed"] == 0 and dim["view_problem"] is None
+    assert main([*args, "--range", "81-120", "--json", "--light", "0.2"]) == 0
+    dark = json.loads(capsys.readouterr().out)
+    assert dark["view_failed"] == 40 and "too dark to count" in dark["view_problem"]
+    assert main([*args, "--light", "0"]) == 2
+    assert "--light must be above 0" in capsys.readouterr().err
+
+
 def test_eval_with_a_zone_adds_gathering_scores_and_draws_the_plot(model, dataset, capsys, tmp_path):
     """With --zone/--threshold/--dwell the JSON also has precision, recall and f1, and --plot writes a PNG."""
     folder, labels, _ = dataset

@@ -294,3 +294,51 @@ def test_working_size_keeps_small_frames_and_shrinks_large_ones_to_whole_cells()
     assert working_size(1920, 1080, 16) == (640, 352)
     assert working_size(2560, 1440, 16) == (640, 352)
     assert working_size(704, 576, 16) == (640, 528)
+
+
+def _scaled(image: np.ndarray, factor: float) -> np.ndarray:
+    return np.clip(image.astype(np.float32) * factor, 0, 255).astype(np.uint8)
+
+
+def test_a_sudden_change_of_brightness_keeps_the_count(tree_model):
+    """A cloud or the lights dimming (the picture at 0.55x or 0.7x at once, no time to adapt) keeps the trees' count."""
+    frames = syn.video(40, seed=2, max_people=14)
+    true = np.array([f.count for f in frames])
+    for factor in (0.55, 0.7, 1.0):
+        counter = Counter(tree_model, adapt_rate=0)
+        counted = [counter.count(_scaled(f.image, factor)) for f in frames]
+        assert np.abs(np.array([c.total for c in counted]) - true).mean() < 1.0, factor
+        assert all(c.view.problem is None for c in counted), factor
+
+
+def test_the_view_check_names_a_turned_covered_dark_or_colourless_picture(model):
+    """Frames of the calibrated scene pass; a turned camera, a covered or defocused lens, night darkness and a
+    picture that lost its colour (infrared) each fail with the reason, against the calibration's own figure."""
+    import cv2
+
+    kept = model.fit["view"]["outlines_kept_p5"]
+    assert 0.6 < kept <= 1.0
+    counter = Counter(model, adapt_rate=0)
+    frame = syn.video(12, seed=2, max_people=10)[-1].image
+    assert counter.count(frame).view.problem is None
+    grey = cv2.cvtColor(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
+    failing = {
+        "turned": (np.roll(frame, 30, axis=1), "the camera moved"),
+        "covered": (np.full_like(frame, 200), "the camera moved, or its lens is covered"),
+        "defocused": (cv2.GaussianBlur(frame, (0, 0), 3), "out of focus"),
+        "night": (_scaled(frame, 0.25), "too dark to count"),
+        "infrared": (grey, "lost its colour"),
+    }
+    for name, (image, said) in failing.items():
+        view = counter.count(image).view
+        assert view.problem is not None and said in view.problem, (name, view)
+
+
+def test_a_picture_unlike_the_scene_is_not_blended_into_the_background(model):
+    """While the camera looks elsewhere the background keeps the calibrated scene: back, the empty scene counts 0."""
+    rng = np.random.default_rng(17)
+    counter = Counter(model, adapt_rate=0.5, adapt_every=1)  # would absorb the turned view within a few frames
+    turned = np.roll(syn.background(), 40, axis=1)
+    for _ in range(30):
+        assert counter.count(syn.finish(turned, rng)).view.problem is not None
+    assert counter.count(syn.finish(syn.background(), rng)).total < 0.7

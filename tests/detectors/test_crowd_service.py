@@ -87,7 +87,7 @@ def camera(config, broker):
     rng = np.random.default_rng(5)
     background = syn.background()
 
-    def send(people=(), *, seconds: float = 0.0, fps: float = 20.0, raw: bytes | None = None) -> None:
+    def send(people=(), *, seconds: float = 0.0, fps: float = 20.0, raw: bytes | None = None, view=None) -> None:
         if raw is not None:
             publisher.publish(topic, raw, qos=1).wait_for_publish(5)
             return
@@ -95,7 +95,10 @@ def camera(config, broker):
         while True:
             image = background.copy()
             syn.draw_people(image, list(people))
-            publisher.publish(topic, encode_jpeg(syn.finish(image, rng), quality=90), qos=1).wait_for_publish(5)
+            image = syn.finish(image, rng)
+            if view is not None:  # what the camera sees instead (turned, covered)
+                image = view(image)
+            publisher.publish(topic, encode_jpeg(image, quality=90), qos=1).wait_for_publish(5)
             if time.monotonic() >= end:
                 return
             time.sleep(1 / fps)
@@ -467,3 +470,44 @@ def test_zones_on_the_camera_picture_need_no_frame_size_when_the_model_knows_it(
         assert alert["detail"]["people"] >= THRESHOLD
     finally:
         w.stop()
+
+
+def test_a_turned_camera_holds_its_counts_and_raises_a_device_fault_until_the_view_is_back(worker, camera, db):
+    """A camera turned away (its picture no longer the calibrated scene) stops counting: no observations, no
+    gathering alert for the crowd it seems to see, its health `held` with the reason, and one device_fault alert
+    with a snapshot; when the view is back counting resumes and the alert's timeline says so."""
+
+    def turned(image):
+        return np.roll(image, 60, axis=1)
+
+    def rows() -> int:
+        return db.execute("SELECT count(*) FROM observations WHERE device_id = %s", (CAMERA,)).fetchone()[0]
+
+    camera(PASSERS, seconds=0.5)
+    wait_for(lambda: _status(worker).frames >= 5)
+    camera(PASSERS + CROWD, seconds=1.0, view=turned)
+    status = wait_for(lambda: _status(worker).state == "held" and _status(worker))
+    assert "counts held" in status.reason and "the camera moved" in status.reason and status.people is None
+
+    def faults():
+        return [a for a in store.list_alerts(db, type_="device_fault") if a["device_id"] == CAMERA]
+
+    (fault,) = wait_for(faults, timeout=10)
+    row = store.alert_snapshot(db, fault["alert_id"])
+    assert row["detail"]["reason"] == "view_unlike_calibration" and row["detail"]["counts_held"] is True
+    assert row["detail"]["outlines_kept"] < 0.5
+    assert db.execute("SELECT count(*) FROM alert_snapshots WHERE alert_id = %s", (fault["alert_id"],)).fetchone()[0]
+    held_rows = rows()
+    camera(PASSERS + CROWD, seconds=2.0, view=turned)  # longer than the dwell: the seeming crowd raises nothing
+    assert _crowd_alerts(db) == [] and rows() == held_rows
+    assert len(faults()) == 1
+    camera(PASSERS, seconds=1.0)
+    wait_for(lambda: _status(worker).state == "ok")
+    wait_for(lambda: rows() > held_rows)
+
+    def restored():
+        return [t for t in store.alert_timeline(db, fault["alert_id"]) if t["action"] == "view_restored"]
+
+    (note,) = wait_for(restored, timeout=10)
+    assert note["detail"]["held_s"] >= 1.0
+    assert store.alert_snapshot(db, fault["alert_id"])["detail"]["counts_held"] is False

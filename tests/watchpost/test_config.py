@@ -172,6 +172,11 @@ _NO_AREA = [
             "unknown alert",
         ),
         (
+            [("      source: mqtt\n", "      source: mqtt\n      view_alert: camera_fault\n")],
+            "crowd.view_alert",
+            "unknown alert type 'camera_fault'",
+        ),
+        (
             [("      source: mqtt\n", "      source: mqtt\n      topic: watchpost/devices/{device}/frame\n")],
             "crowd.topic",
             "falls under the ingest route",
