@@ -171,6 +171,12 @@ class CrowdCameraConfig(_Model):
         description="Calibrated model file from `watchpost crowd calibrate` (relative to the working folder), or"
         " 'synthetic' for the demo's synthetic scene; without one the camera reports counts as unavailable",
     )
+    night_model: str | None = Field(
+        default=None,
+        description="A second model, calibrated on the camera's night pictures (infrared or dark): when frames fail"
+        " the model's view check and pass this one's, they are counted with it (and back with `model` at dawn);"
+        " its frames must have the size of `model`'s",
+    )
     frame_size: tuple[int, int] | None = Field(
         default=None,
         description="[width, height] of the picture the zones are drawn on; default the size of the frames the"
@@ -214,6 +220,8 @@ class CrowdCameraConfig(_Model):
     def _snapshot_is_http(self) -> CrowdCameraConfig:
         if self.snapshot and not self.source.startswith(("http://", "https://")):
             raise ValueError("snapshot: true needs an http:// or https:// source (a camera's still-image URL)")
+        if self.night_model is not None and self.model is None:
+            raise ValueError("night_model needs model (the day model, which also gives the picture's size)")
         return self
 
     @field_validator("topic")

@@ -141,8 +141,10 @@ def check_view(
             f"only {outlines_kept:.0%} of the scene's outlines are where they were (calibrated: at least {limit:.0%}):"
             " the camera moved, or its lens is covered or out of focus"
         )
+    elif background_saturation < _COLOURFUL and saturation >= max(_COLOURFUL, 3 * max(background_saturation, 5.0)):
+        problem = "the picture has colour and the calibration frames had none (a day picture on a night model?)"
     elif background_saturation >= _COLOURFUL and colour < _MIN_COLOUR:
-        problem = "the picture has lost its colour (infrared night mode?): calibrate with frames of this light"
+        problem = "the picture has lost its colour (infrared night mode?): calibrate crowd.night_model on such frames"
     return ViewCheck(
         gain=round(gain, 3), outlines_kept=round(outlines_kept, 3), colour=round(colour, 3), problem=problem
     )

@@ -217,6 +217,14 @@ def check_cameras(config: WatchpostConfig) -> tuple[list[str], list[str]]:
             except (ModelFileError, OSError, ValueError, ImportError) as exc:
                 problems.append(f"camera {device.id}: crowd.model: {exc}")
                 continue
+            if crowd.night_model is not None:
+                try:
+                    night = _load_model(crowd.night_model)
+                    Counter(night, [])
+                except (ModelFileError, OSError, ValueError, ImportError) as exc:
+                    problems.append(f"camera {device.id}: crowd.night_model: {exc}")
+                    continue
+                notes.append(f"camera {device.id}: night model {crowd.night_model} ({night.fit.get('method', '?')})")
             size = zone_frame_size(crowd, model)
             notes.append(
                 f"camera {device.id}: model {crowd.model} ({model.fit.get('method', '?')}, counting at"
@@ -280,7 +288,9 @@ def _load_model(name: str) -> CameraModel:
 class _Camera:
     """Capture, count and judge gatherings for one camera, in a thread of its own."""
 
-    def __init__(self, worker: CrowdWorker, device: DeviceConfig, model: CameraModel | None) -> None:
+    def __init__(
+        self, worker: CrowdWorker, device: DeviceConfig, model: CameraModel | None, night: CameraModel | None = None
+    ) -> None:
         assert device.crowd is not None
         self.worker = worker
         self.device = device
@@ -289,6 +299,7 @@ class _Camera:
             f"mqtt:{self.crowd.topic_for(device.id)}" if self.crowd.from_mqtt else redact_url(self.crowd.source)
         )
         self._model = model
+        self._night_model = night
         self._inbox: FrameInbox | None = None
         self._stream: StreamSource | SnapshotSource | None = None
         self._state = HealthState.WAITING.value
@@ -353,6 +364,9 @@ class _Camera:
             reconnects += source_health.reconnects
         if state == HealthState.OK.value and self._held is not None:
             state, reason = "held", f"counts held: {self._held}"
+        elif state == HealthState.OK.value and len(getattr(self, "counters", ())) > 1:
+            if self.counter is not self.counters[0][0]:
+                reason = "counting with the night model (crowd.night_model)"
         return CameraStatus(
             device_id=self.device.id,
             worker=self.worker.name,
@@ -376,11 +390,16 @@ class _Camera:
     def _run(self) -> None:
         stop = self.worker.stopping
         try:
+            which = "camera model"
             model = self._model or self._prepare_model()
+            which = "camera night model"
+            night = self._night_model
+            if model is not None and night is None and self.crowd.night_model is not None:
+                night = _load_model(self.crowd.night_model)
             if model is not None:
-                self._setup(model)  # reads the density trees: a damaged model fails here
+                self._setup(model, night)  # reads the density trees: a damaged model fails here
         except (ModelFileError, OSError, ValueError, ImportError) as exc:
-            self._state, self._reason = "error", f"camera model: {exc}"
+            self._state, self._reason = "error", f"{which}: {exc}"
             self._error(self._reason)
             log.error("crowd camera has no usable model: device=%s error=%s", self.device.id, exc)
             return
@@ -433,17 +452,19 @@ class _Camera:
         self._reason = "loading the camera model"
         return _load_model(self.crowd.model)
 
-    def _setup(self, model: CameraModel) -> None:
+    def _setup(self, model: CameraModel, night: CameraModel | None = None) -> None:
         width, height = self.frame_size = zone_frame_size(self.crowd, model)
-        sx, sy = model.width / width, model.height / height
-        zones = [
-            Zone(name=z.id, polygon=tuple((x * sx, y * sy) for x, y in z.polygon), area_m2=z.area_m2)
-            for z in self.device.zones
-        ]
-        self.zones = zones
         self.zone_names = {z.id: z.name or z.id for z in self.device.zones}
-        self.counter = Counter(model, zones)
-        self.model = model
+        # the day model first; the night one (if any) takes over the frames the day one's view check refuses
+        self.counters: list[tuple[Counter, list[Zone], CameraModel]] = []
+        for m in (model, night) if night is not None else (model,):
+            sx, sy = m.width / width, m.height / height
+            zones = [
+                Zone(name=z.id, polygon=tuple((x * sx, y * sy) for x, y in z.polygon), area_m2=z.area_m2)
+                for z in self.device.zones
+            ]
+            self.counters.append((Counter(m, zones), zones, m))
+        self.counter, self.zones, self.model = self.counters[0]
         self._fresh_detectors()
         if self.crowd.picture:
             self._picture()
@@ -494,9 +515,11 @@ class _Camera:
         self._last_frame = frame.time
         if self._state != "ok":
             self._state, self._reason = "ok", None
-        if self._view_held(frame, counted):
+        judged = self._judge_view(frame, counted)
+        if judged is None:  # held
             self._people = None
             return
+        counted = judged
         self._people = counted.total
         at = datetime.fromtimestamp(frame.time, UTC)
         rows = [Observation(at=at, device_id=self.device.id, zone=TOTAL_ZONE, people=round(counted.total, 2))]
@@ -526,16 +549,27 @@ class _Camera:
                     )
                 )
 
-    def _view_held(self, frame: Frame, counted: FrameCount) -> bool:
-        """Whether this frame's counts are held: the view has failed its check for ``_VIEW_FRAMES`` frames
-        in a row and not yet passed it as many times. Counts of a turned or covered camera, or of a night
-        picture the model never saw, are noise: better none, and a fault someone looks at."""
+    def _judge_view(self, frame: Frame, counted: FrameCount) -> FrameCount | None:
+        """The frame's counts to use, or None while they are held.
+
+        When the view fails its check for ``_VIEW_FRAMES`` frames in a row, the camera's other model
+        (day or night) counts the frame: if its view check passes, it counts from now on. Otherwise the
+        counts are held until the view passes as many frames in a row: counts of a turned or covered
+        camera, or of a night picture no model was calibrated on, are noise; better none, and a fault
+        someone looks at.
+        """
         view = counted.view
         problem = view.problem if view is not None else None
         if problem is None:
             self._view_bad, self._view_good = 0, self._view_good + 1
         else:
             self._view_bad, self._view_good = self._view_bad + 1, 0
+        if problem is not None and len(self.counters) > 1 and self._view_bad % _VIEW_FRAMES == 0:
+            switched = self._switch_model(frame)
+            if switched is not None:
+                if self._held is not None:
+                    self._resume(frame)
+                return switched
         if self._held is None and problem is not None and view is not None and self._view_bad >= _VIEW_FRAMES:
             self._held, self._held_since = problem, frame.time
             self._fresh_detectors()  # no dwell carried over the held frames
@@ -556,16 +590,33 @@ class _Camera:
             )
             log.warning("crowd counts held: device=%s problem=%s", self.device.id, problem)
         elif self._held is not None and problem is None and self._view_good >= _VIEW_FRAMES:
-            held_s = frame.time - self._held_since
-            self._held = None
-            self._fresh_detectors()
-            self.worker.recorder.record(
-                _ViewBack(device_id=self.device.id, alert_type=self.crowd.view_alert, at=frame.time, held_s=held_s)
-            )
-            log.info("crowd counts resumed: device=%s held_s=%.0f", self.device.id, held_s)
+            self._resume(frame)
         elif self._held is not None and problem is not None:
             self._held = problem  # the latest reason (dark at dusk, then no colour)
-        return self._held is not None
+        return None if self._held is not None else counted
+
+    def _switch_model(self, frame: Frame) -> FrameCount | None:
+        """Count the frame with each other model; the first whose view check passes counts from now on."""
+        for counter, zones, model in self.counters:
+            if counter is self.counter:
+                continue
+            counted = counter.count(frame.image, frame.time)
+            if counted.view is not None and counted.view.problem is None:
+                day = counter is self.counters[0][0]
+                self.counter, self.zones, self.model = counter, zones, model
+                self._view_bad, self._view_good = 0, 1
+                log.info("crowd camera model switched: device=%s now=%s", self.device.id, "day" if day else "night")
+                return counted
+        return None
+
+    def _resume(self, frame: Frame) -> None:
+        held_s = frame.time - self._held_since
+        self._held = None
+        self._fresh_detectors()
+        self.worker.recorder.record(
+            _ViewBack(device_id=self.device.id, alert_type=self.crowd.view_alert, at=frame.time, held_s=held_s)
+        )
+        log.info("crowd counts resumed: device=%s held_s=%.0f", self.device.id, held_s)
 
     def _raise(
         self, frame: Frame, counted: Any, alarm: GatheringAlarm, conf: GatheringConfig, alarmed: list[str]
@@ -845,8 +896,8 @@ class CrowdWorker:
 
     ``cameras`` limits the worker to some camera ids (run one worker per group of cameras: a
     camera's frames must all reach the same worker, so MQTT frames are not shared between
-    workers). ``models`` gives models by camera id instead of loading them (tests); camera health is
-    written every ``status_every_s``.
+    workers). ``models`` (and ``night_models``) give models by camera id instead of loading them
+    (tests); camera health is written every ``status_every_s``.
     """
 
     def __init__(
@@ -858,6 +909,7 @@ class CrowdWorker:
         name: str = "crowd-0",
         cameras: Sequence[str] | None = None,
         models: dict[str, CameraModel] | None = None,
+        night_models: dict[str, CameraModel] | None = None,
         status_every_s: float = _STATUS_EVERY_S,
     ) -> None:
         self.config = config
@@ -867,7 +919,10 @@ class CrowdWorker:
         self.name = name
         self.stopping = threading.Event()
         self.recorder = _Recorder(self)
-        self.cameras = [_Camera(self, d, (models or {}).get(d.id)) for d in counting_cameras(config, cameras)]
+        self.cameras = [
+            _Camera(self, d, (models or {}).get(d.id), (night_models or {}).get(d.id))
+            for d in counting_cameras(config, cameras)
+        ]
         # A camera without a model counts nothing: it needs no frames.
         self._by_topic = {
             c.crowd.topic_for(c.device.id): c

@@ -236,13 +236,24 @@ class DemoScene:
         return SyntheticFrame(image=finish(image, self._rng), heads=heads)
 
 
-def demo_model(*, seed: int = 1, frames: int = 160) -> CameraModel:
-    """A camera model for :class:`DemoScene` (and :func:`video`), calibrated on generated labelled frames."""
+def night_picture(image: np.ndarray) -> np.ndarray:
+    """The scene as an infrared night camera shows it: no colour, half the light."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    return cv2.cvtColor(cv2.convertScaleAbs(grey, alpha=0.5), cv2.COLOR_GRAY2BGR)
+
+
+def demo_model(*, seed: int = 1, frames: int = 160, night: bool = False) -> CameraModel:
+    """A camera model for :class:`DemoScene` (and :func:`video`), calibrated on generated labelled frames
+    (with ``night``, on the frames as :func:`night_picture` shows them: a night model)."""
     from detectors.crowd.calibration import calibrate
     from detectors.crowd.labels import LabelledFrame
 
     generated = video(frames, seed=seed, max_people=16, still_share=0.4)
+    look = night_picture if night else (lambda image: image)
     labels = [LabelledFrame(frame=str(i), count=f.count, heads=f.heads) for i, f in enumerate(generated)]
     return calibrate(
-        labels, lambda lf: generated[int(lf.frame)].image, perspective=perspective(), person_height_px=BOTTOM_HEIGHT
+        labels,
+        lambda lf: look(generated[int(lf.frame)].image),
+        perspective=perspective(),
+        person_height_px=BOTTOM_HEIGHT,
     )

@@ -342,3 +342,25 @@ def test_a_picture_unlike_the_scene_is_not_blended_into_the_background(model):
     for _ in range(30):
         assert counter.count(syn.finish(turned, rng)).view.problem is not None
     assert counter.count(syn.finish(syn.background(), rng)).total < 0.7
+
+
+def test_a_night_model_counts_night_pictures_and_refuses_day_ones(model):
+    """A model calibrated on infrared night pictures counts them (the day model refuses them: no colour), and says
+    a colour day picture is not its scene."""
+    labels, images = _labelled(syn.video(160, seed=1, max_people=14))
+    night = calibrate(
+        labels,
+        lambda lf: syn.night_picture(images[lf.frame]),
+        perspective=syn.perspective(),
+        person_height_px=syn.BOTTOM_HEIGHT,
+    )
+    counter = Counter(night, adapt_rate=0)
+    frames = syn.video(30, seed=2, max_people=14)
+    counted = [counter.count(syn.night_picture(f.image)) for f in frames]
+    assert all(c.view.problem is None for c in counted)
+    # half the contrast and no colour: within a person and a half on average (the day model: within one)
+    assert np.abs(np.array([c.total for c in counted]) - np.array([f.count for f in frames])).mean() < 1.5
+    day = counter.count(frames[0].image).view
+    assert day.problem is not None and "has colour and the calibration frames had none" in day.problem
+    refused = Counter(model, adapt_rate=0).count(syn.night_picture(frames[0].image)).view
+    assert refused.problem is not None and "lost its colour" in refused.problem

@@ -511,3 +511,36 @@ def test_a_turned_camera_holds_its_counts_and_raises_a_device_fault_until_the_vi
     (note,) = wait_for(restored, timeout=10)
     assert note["detail"]["held_s"] >= 1.0
     assert store.alert_snapshot(db, fault["alert_id"])["detail"]["counts_held"] is False
+
+
+def test_a_camera_with_a_night_model_counts_its_night_pictures_with_it_and_goes_back_at_dawn(
+    config, database_url, broker, db, model, camera
+):
+    """Infrared night frames fail the day model's view check and pass the night model's: counting goes on with
+    it (a gathering at night is raised, no device fault), and day frames bring the day model back."""
+    night = syn.demo_model(night=True)
+    w = CrowdWorker(
+        config=config,
+        database_url=database_url,
+        broker=broker,
+        name="crowd-test",
+        models={CAMERA: model},
+        night_models={CAMERA: night},
+        status_every_s=0.3,
+    ).start()
+    try:
+        assert w.wait_ready(10)
+        camera(PASSERS, seconds=0.5)
+        wait_for(lambda: _status(w).frames >= 5 and _status(w).state == "ok")
+        assert _status(w).reason is None
+        camera(PASSERS + CROWD, seconds=2.5, view=syn.night_picture)
+        status = _status(w)
+        assert status.state == "ok" and "night model" in status.reason and status.people > 8
+        (alert,) = wait_for(lambda: _crowd_alerts(db), timeout=10)
+        assert alert["detail"]["people"] >= THRESHOLD
+        camera(PASSERS, seconds=1.0)
+        wait_for(lambda: _status(w).reason is None)
+        assert _status(w).people < 5
+        assert [a for a in store.list_alerts(db, type_="device_fault") if a["device_id"] == CAMERA] == []
+    finally:
+        w.stop()

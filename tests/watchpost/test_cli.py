@@ -122,17 +122,20 @@ def test_crowd_run_counts_frames_published_to_the_camera_and_stops_on_sigterm(
     assert "crowd worker crowd-0 counting on lotus-cam-square" in out
 
 
-def _camera_config(config: WatchpostConfig, tmp_path, *, model: str, corner: tuple[int, int] = (1800, 1060)):
+def _camera_config(
+    config: WatchpostConfig, tmp_path, *, model: str, corner: tuple[int, int] = (1800, 1060), night: str | None = None
+):
     doc = config.model_dump(mode="json")
     camera = next(d for d in doc["devices"] if d["id"] == "lotus-cam-square")
     camera["crowd"]["model"] = model
+    camera["crowd"]["night_model"] = night
     camera["zones"][0]["polygon"][2] = list(corner)
     return write_config(WatchpostConfig.model_validate(doc), tmp_path / "c.yaml")
 
 
 def test_check_config_reads_each_cameras_model_and_checks_its_zones_fit_the_picture(config, tmp_path, capsys):
-    """A camera model that cannot be read, or a zone corner outside the camera's picture, fails check-config
-    (exit 2, saying which camera and why); a readable model and fitting zones pass with a line per camera."""
+    """A camera model (or night model) that cannot be read, or a zone corner outside the camera's picture, fails
+    check-config (exit 2, saying which camera and why); readable models and fitting zones pass with a line each."""
     from detectors.crowd import synthetic as syn
 
     missing = _camera_config(config, tmp_path, model=str(tmp_path / "nope.model"))
@@ -148,3 +151,9 @@ def test_check_config_reads_each_cameras_model_and_checks_its_zones_fit_the_pict
     wide = _camera_config(config, tmp_path, model=str(path), corner=(2400, 1060))
     assert main(["--config", str(wide), "check-config"]) == 2
     assert "zone square: corner [2400, 1060] is outside its 1920x1080 picture" in capsys.readouterr().err
+    no_night = _camera_config(config, tmp_path, model=str(path), night=str(tmp_path / "night.model"))
+    assert main(["--config", str(no_night), "check-config"]) == 2
+    assert "camera lotus-cam-square: crowd.night_model:" in capsys.readouterr().err
+    with_night = _camera_config(config, tmp_path, model=str(path), night=str(path))
+    assert main(["--config", str(with_night), "check-config"]) == 0
+    assert f"camera lotus-cam-square: night model {path}" in capsys.readouterr().out

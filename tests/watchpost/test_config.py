@@ -172,6 +172,11 @@ _NO_AREA = [
             "unknown alert",
         ),
         (
+            [("      model: synthetic\n", "      night_model: configs/site/models/night.model\n")],
+            "crowd",
+            "night_model needs model",
+        ),
+        (
             [("      source: mqtt\n", "      source: mqtt\n      view_alert: camera_fault\n")],
             "crowd.view_alert",
             "unknown alert type 'camera_fault'",
