@@ -25,7 +25,7 @@ import numpy as np
 from detectors.crowd.camera import CameraModel
 from detectors.crowd.counting import cell_weights, counted_cells
 from detectors.crowd.density import DensityModel, below_cells, design
-from detectors.crowd.features import Background, extract_features
+from detectors.crowd.features import Background, extract_features, saturation_of
 from detectors.crowd.labels import LabelledFrame
 
 __all__ = ["MAX_WIDTH", "METHODS", "CalibrationError", "calibrate", "person_height", "working_size"]
@@ -34,6 +34,7 @@ METHODS = ("auto", "linear", "trees")
 MAX_WIDTH = 640  # frames wider than this are counted at this width by default: the features' cost is per pixel
 
 _BACKGROUND_FRAMES = 200
+_COLOURFUL = 20.0  # median saturation of a colour picture (an infrared one has about none)
 _RIDGE = 1.0
 _MAX_DENSITY_ROWS = 2_000_000  # cells (of all frames) the density model trains on; more frames are thinned
 _MIN_TO_CHOOSE = 20  # frames with heads "auto" needs to hold a quarter out; with fewer it keeps the linear density
@@ -106,6 +107,7 @@ def calibrate(
         sample.append(_fit_to(image, (width, height)))  # a sample of 1080p frames at full size would take 1.2 GB
         if progress:
             progress("background", i + 1, len(labels[::step]))
+    _one_light(sample, labels[::step])
     sx, sy = width / source_width, height / source_height
     given = [m for m in (roi, perspective) if m is not None]
     for m in given:
@@ -221,6 +223,29 @@ def calibrate(
             "last_frame": labels[-1].frame,
         },
     )
+
+
+def _one_light(sample: list[np.ndarray], labels: Sequence[LabelledFrame]) -> None:
+    """Refuse calibration frames of two lights (infrared night pictures or dark ones among day ones):
+    their median would be neither scene. Night frames make the camera's night model."""
+    saturation = np.array([saturation_of(image) for image in sample])
+    brightness = np.array([float(image[::8, ::8].mean()) + 1.0 for image in sample])
+    colourful = saturation >= _COLOURFUL
+    odd: list[int] = []
+    what = ""
+    if colourful.sum() >= len(sample) / 2:
+        odd = [i for i in range(len(sample)) if saturation[i] < 0.2 * float(np.median(saturation[colourful]))]
+        what = "have no colour (infrared night pictures?) among colour ones"
+    if not odd:
+        odd = [i for i in range(len(sample)) if brightness[i] < 0.4 * float(np.median(brightness))]
+        what = "are under 0.4x the others' brightness (night?)"
+    if odd:
+        names = ", ".join(labels[i].frame for i in odd[:3]) + (" ..." if len(odd) > 3 else "")
+        raise CalibrationError(
+            f"{len(odd)} of the {len(sample)} frames sampled for the background {what}: {names}."
+            " One model is one light: calibrate those frames apart as the camera's night model"
+            " (crowd.night_model) and leave them out of this one"
+        )
 
 
 def _people_mask(lf: LabelledFrame, weight_map: np.ndarray, person_area: float) -> np.ndarray:

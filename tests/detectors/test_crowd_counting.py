@@ -364,3 +364,18 @@ def test_a_night_model_counts_night_pictures_and_refuses_day_ones(model):
     assert day.problem is not None and "has colour and the calibration frames had none" in day.problem
     refused = Counter(model, adapt_rate=0).count(syn.night_picture(frames[0].image)).view
     assert refused.problem is not None and "lost its colour" in refused.problem
+
+
+def test_calibration_refuses_night_frames_among_day_ones():
+    """Infrared or dark frames mixed into a day camera's calibration frames are refused, naming them and the fix."""
+    frames = syn.video(40, seed=1, max_people=8)
+    labels, images = _labelled(frames)
+    for look, said in ((syn.night_picture, "have no colour"), (lambda im: (im * 0.3).astype(np.uint8), "brightness")):
+        night = {lf.frame for lf in labels[30:]}
+
+        def read(lf, look=look, night=night):
+            return look(images[lf.frame]) if lf.frame in night else images[lf.frame]
+
+        with pytest.raises(CalibrationError, match="crowd.night_model") as err:
+            calibrate(labels, read, perspective=syn.perspective(), person_height_px=syn.BOTTOM_HEIGHT)
+        assert said in str(err.value) and "f0030" in str(err.value) and "10 of the 40 frames" in str(err.value)
