@@ -33,7 +33,7 @@ __all__ = [
     "cell_weights",
     "counted_cells",
     "zone_mask",
-    "view_limits",
+    "outline_limit",
 ]
 
 # A pixel this close to the background (colour levels) and in a cell where nobody is counted
@@ -120,7 +120,7 @@ class FrameCount:
         raise KeyError(name)
 
 
-def view_limits(model: CameraModel) -> float:
+def outline_limit(model: CameraModel) -> float:
     """The share of the empty scene's outlines below which a frame's view is not the calibrated one."""
     kept = (model.fit.get("view") or {}).get("outlines_kept_p5")
     return _OUTLINES_KEPT_SHARE * float(kept) if isinstance(kept, int | float) and kept > 0 else _OUTLINES_KEPT_DEFAULT
@@ -193,7 +193,7 @@ class Counter:
         # the body under a head: a cell is occupied when a head is up to this many cells above it
         self._body = max(model.below, 1)
         self._frames = 0
-        self._outlines_limit = view_limits(model)
+        self._outlines_limit = outline_limit(model)
 
     @property
     def background(self) -> np.ndarray:

@@ -58,7 +58,7 @@ from detectors.rules import draft_for
 from ingest.mqtt import BrokerAddress, Subscriber
 from watchpost import store
 from watchpost.config import CrowdCameraConfig, DeviceConfig, GatheringConfig, NightWindow, WatchpostConfig
-from watchpost.model import TOTAL_ZONE, CameraPicture, CameraStatus, Observation, ReceivedMessage
+from watchpost.model import TOTAL_ZONE, AlertDraft, CameraPicture, CameraStatus, Observation, ReceivedMessage
 
 __all__ = [
     "TOTAL_ZONE",
@@ -133,8 +133,7 @@ class _ViewLost:
 
     device_id: str
     alert_type: str | None
-    view: ViewCheck
-    problem: str
+    view: ViewCheck  # its problem says why
     at: float
     snapshot: bytes
     width: int
@@ -317,6 +316,7 @@ class _Camera:
         self._held: str | None = None  # why the counts are held (the view is not the calibrated scene)
         self._held_since = 0.0
         self._view_bad = self._view_good = 0  # frames in a row failing / passing the view check
+        self.counters: list[tuple[Counter, list[Zone], CameraModel]] = []  # day model first (see _setup)
         if self.crowd.from_mqtt:
             self._inbox = FrameInbox(
                 self.source_shown,
@@ -364,9 +364,8 @@ class _Camera:
             reconnects += source_health.reconnects
         if state == HealthState.OK.value and self._held is not None:
             state, reason = "held", f"counts held: {self._held}"
-        elif state == HealthState.OK.value and len(getattr(self, "counters", ())) > 1:
-            if self.counter is not self.counters[0][0]:
-                reason = "counting with the night model (crowd.night_model)"
+        elif state == HealthState.OK.value and self.counters and self.counter is not self.counters[0][0]:
+            reason = "counting with the night model (crowd.night_model)"
         return CameraStatus(
             device_id=self.device.id,
             worker=self.worker.name,
@@ -456,7 +455,7 @@ class _Camera:
         width, height = self.frame_size = zone_frame_size(self.crowd, model)
         self.zone_names = {z.id: z.name or z.id for z in self.device.zones}
         # the day model first; the night one (if any) takes over the frames the day one's view check refuses
-        self.counters: list[tuple[Counter, list[Zone], CameraModel]] = []
+        self.counters = []
         for m in (model, night) if night is not None else (model,):
             sx, sy = m.width / width, m.height / height
             zones = [
@@ -581,7 +580,6 @@ class _Camera:
                     device_id=self.device.id,
                     alert_type=self.crowd.view_alert,
                     view=view,
-                    problem=problem,
                     at=frame.time,
                     snapshot=encode_jpeg(image, quality=self.crowd.snapshot_quality),
                     width=int(image.shape[1]),
@@ -796,22 +794,30 @@ class _Recorder:
             detail=detail,
         )
         draft = dataclasses.replace(draft, title=f"{draft.title} · {g.zone_name}")
+        raised = self._raise_with_snapshot(conn, draft, g.zone, g.width, g.height, g.snapshot)
+        log.info(
+            "crowd alert: alert=%d created=%s device=%s zone=%s", raised.alert_id, raised.created, g.device_id, g.zone
+        )
+
+    def _raise_with_snapshot(
+        self, conn: psycopg.Connection, draft: AlertDraft, zone: str | None, width: int, height: int, jpeg: bytes
+    ) -> store.Raised:
+        """Raise (or fold into) the draft's alert and keep its snapshot, in the caller's transaction."""
+        assert draft.device_id is not None
         raised = store.raise_alert(
-            conn, draft=draft, window_s=config.alerts.dedup_window_s, actor=f"crowd:{self.worker.name}"
+            conn, draft=draft, window_s=self.worker.config.alerts.dedup_window_s, actor=f"crowd:{self.worker.name}"
         )
         store.insert_snapshot(
             conn,
             alert_id=raised.alert_id,
-            taken_at=at,
-            device_id=g.device_id,
-            zone=g.zone,
-            width=g.width,
-            height=g.height,
-            jpeg=g.snapshot,
+            taken_at=draft.occurred_at,
+            device_id=draft.device_id,
+            zone=zone,
+            width=width,
+            height=height,
+            jpeg=jpeg,
         )
-        log.info(
-            "crowd alert: alert=%d created=%s device=%s zone=%s", raised.alert_id, raised.created, g.device_id, g.zone
-        )
+        return raised
 
     def _view_lost(self, conn: psycopg.Connection, v: _ViewLost) -> None:
         if v.alert_type is None:
@@ -823,7 +829,7 @@ class _Recorder:
         detail: dict[str, Any] = {
             "camera": v.device_id,
             "reason": "view_unlike_calibration",
-            "problem": v.problem,
+            "problem": v.view.problem,
             "counts_held": True,
             "gain": v.view.gain,
             "outlines_kept": v.view.outlines_kept,
@@ -833,19 +839,7 @@ class _Recorder:
         draft = draft_for(
             config, rule, device_id=v.device_id, site_id=device.site, at=at, key=f"{v.device_id}:view", detail=detail
         )
-        raised = store.raise_alert(
-            conn, draft=draft, window_s=config.alerts.dedup_window_s, actor=f"crowd:{self.worker.name}"
-        )
-        store.insert_snapshot(
-            conn,
-            alert_id=raised.alert_id,
-            taken_at=at,
-            device_id=v.device_id,
-            zone=None,
-            width=v.width,
-            height=v.height,
-            jpeg=v.snapshot,
-        )
+        raised = self._raise_with_snapshot(conn, draft, None, v.width, v.height, v.snapshot)
         log.info("crowd view alert: alert=%d created=%s device=%s", raised.alert_id, raised.created, v.device_id)
 
     def _view_back(self, conn: psycopg.Connection, v: _ViewBack) -> None:
