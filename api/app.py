@@ -35,10 +35,10 @@ from api.routes import access, alerts, cameras, console, hotlists, observations,
 from api.routes.common import responses
 from api.schemas import EventOut
 from watchpost import metrics, store
-from watchpost.config import WatchpostConfig
+from watchpost.config import WatchpostConfig, zone_changes
 from watchpost.model import Conflict, DeadReason, EventKind, NotFound
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "reload_config"]
 
 log = logging.getLogger("watchpost.api")
 
@@ -297,6 +297,15 @@ def create_app(
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def reload_config(app: FastAPI, config: WatchpostConfig) -> list[str]:
+    """Serve ``config`` from now on when only camera zones changed (the console then shows the new
+    zones); the cameras whose zones changed. :class:`~watchpost.config.ReloadError`, nothing applied,
+    when anything else changed (access and limits are built at start: that needs a restart)."""
+    changed = zone_changes(app.state.config, config)
+    app.state.config = config
+    return changed
 
 
 def _handle_errors(app: FastAPI) -> None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from detectors.crowd.cli import register as register_crowd
-from watchpost.config import ConfigError, WatchpostConfig, load_config
+from watchpost.config import ConfigError, ReloadError, WatchpostConfig, load_config, zone_changes
 
 __all__ = ["Settings", "main"]
 
@@ -261,6 +261,60 @@ def _config(args: argparse.Namespace, settings: Settings) -> WatchpostConfig:
     return load_config(args.config or settings.config_path)
 
 
+class Reloader:
+    """On SIGHUP, read the configuration again and hand it to ``targets`` (each takes a config and
+    returns the camera ids whose zones it took up) when only camera zones changed.
+
+    Operators redraw zones in the console, paste them into devices.yaml and send SIGHUP
+    (``docker compose kill -s HUP crowd-1 api-1 api-2``): counting goes on with the new zones,
+    the console shows them. A configuration that does not validate, or that changes anything
+    else, is refused as a whole with the reason in the log; the services keep the one they have.
+    The reading and handing over happen in a thread of their own, not in the signal handler.
+    """
+
+    def __init__(self, load, config: WatchpostConfig, targets, *, service: str) -> None:  # type: ignore[no-untyped-def]
+        self._service = service
+        self._load = load
+        self.config = config
+        self._targets = list(targets)
+        self._wake = threading.Event()
+
+    def install(self) -> Reloader:
+        signal.signal(signal.SIGHUP, lambda *_: self._wake.set())
+        threading.Thread(target=self._run, name="config-reload", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            self.reload()
+
+    def reload(self) -> str:
+        """Read the configuration and apply its zones; what happened, in one line (also logged)."""
+        try:
+            config = self._load()
+            changed = zone_changes(self.config, config)
+        except (ConfigError, ReloadError, OSError) as exc:
+            outcome = f"{self._service}: configuration not reloaded: {exc}"
+            log.error("%s", outcome)
+            return outcome
+        for target in self._targets:
+            try:
+                target(config)
+            except Exception:  # one service's failure must not end reloading for the others
+                log.exception("configuration reload failed in %r", target)
+        self.config = config
+        if not self._targets:
+            outcome = f"{self._service}: configuration read; camera zones are not used here"
+        elif changed:
+            outcome = f"{self._service}: configuration reloaded: zones of {', '.join(changed)} taken up"
+        else:
+            outcome = f"{self._service}: configuration reloaded: no zone changed"
+        log.info("%s", outcome)
+        return outcome
+
+
 # --- services -----------------------------------------------------------------------------------
 
 
@@ -320,7 +374,7 @@ def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, reload_config
     from detectors.crowd.service import CrowdWorker, counting_cameras
     from detectors.rules import RuleEngine
     from ingest.mqtt import BrokerAddress
@@ -379,6 +433,9 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             jwt_secret=settings.jwt_secret,
             production=settings.environment == "production",
         )
+        # SIGHUP takes up new camera zones in the API and the crowd worker; ingest and dispatch do not use them
+        targets = [lambda c: reload_config(app, c), *([crowd.reload] if crowd is not None else [])]
+        Reloader(lambda: _config(args, settings), config, targets, service="watchpost run").install()
         print(
             f"Watchpost is running: http://{settings.api_host}:{settings.api_port}"
             f"  (events layout: {layout}; broker: {broker};"
@@ -466,6 +523,7 @@ def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not cameras:
         # Idle rather than exit, so that a supervisor that restarts stopped services does not spin.
         print("crowd run: no camera has a crowd source (devices[].crowd) in the configuration: idle", flush=True)
+        Reloader(lambda: _config(args, settings), config, [], service="crowd worker (idle)").install()
         while not stopping.wait(1.0):
             pass
         return 0
@@ -481,6 +539,9 @@ def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
             name=str(args.name),
             cameras=args.camera,
         ).start()
+        Reloader(
+            lambda: _config(args, settings), config, [worker.reload], service=f"crowd worker {args.name}"
+        ).install()
         print(f"crowd worker {args.name} counting on {', '.join(d.id for d in cameras)}", flush=True)
         while not stopping.wait(1.0):
             if worker.subscriber is not None and worker.subscriber.state is LinkState.REFUSED:
@@ -538,6 +599,7 @@ def _cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
         ).start()
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        Reloader(lambda: _config(args, settings), config, [], service=f"dispatcher {args.name}").install()
         print(f"dispatcher {args.name} started (one leads; others stand by)", flush=True)
         while not stopping.wait(1.0):
             pass
@@ -590,6 +652,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         ).start()
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        Reloader(lambda: _config(args, settings), config, [], service=f"ingest worker {args.worker_id}").install()
         print(f"ingest worker {args.worker_id} consuming from {services.broker_url}", flush=True)
         while not stopping.wait(1.0):
             if worker.subscriber.state is LinkState.REFUSED:
@@ -605,20 +668,22 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from api.app import create_app
+    from api.app import create_app, reload_config
 
     config = _config(args, settings)
     services = _services(settings, need_broker=False)
     assert services.database_url
     try:
         _prepare_database(services.database_url, config)
+        app = create_app(
+            config=config,
+            database_url=services.database_url,
+            jwt_secret=settings.jwt_secret,
+            production=settings.environment == "production",
+        )
+        Reloader(lambda: _config(args, settings), config, [lambda c: reload_config(app, c)], service="api").install()
         uvicorn.run(
-            create_app(
-                config=config,
-                database_url=services.database_url,
-                jwt_secret=settings.jwt_secret,
-                production=settings.environment == "production",
-            ),
+            app,
             host=settings.api_host,
             port=settings.api_port,
             log_level="warning",

@@ -31,7 +31,9 @@ __all__ = [
     "StorageConfig",
     "UnitConfig",
     "WatchpostConfig",
+    "ReloadError",
     "load_config",
+    "zone_changes",
 ]
 
 DeviceKind = Literal[
@@ -904,6 +906,45 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
         self.problems = problems
+
+
+class ReloadError(ValueError):
+    """A new configuration that a running service cannot take without a restart; the message says what changed."""
+
+
+def zone_changes(old: WatchpostConfig, new: WatchpostConfig) -> list[str]:
+    """Ids of the cameras whose zones (or their gathering rules) differ from ``old`` to ``new``.
+
+    A running service reloads only these: operators redraw zones while the cameras keep counting.
+    Any other difference (a section, a device added, removed or changed apart from its zones)
+    needs a restart: :class:`ReloadError` names each.
+    """
+    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    others: list[str] = [
+        f"{key} changed"
+        for key in sorted(before.keys() | after.keys())
+        if key != "devices" and before.get(key) != after.get(key)
+    ]
+    old_devices = {d["id"]: d for d in before["devices"]}
+    new_devices = {d["id"]: d for d in after["devices"]}
+    changed: list[str] = []
+    for device_id in sorted(old_devices.keys() - new_devices.keys()):
+        others.append(f"device {device_id} removed")
+    for device_id in sorted(new_devices.keys() - old_devices.keys()):
+        others.append(f"device {device_id} added")
+    for device_id in sorted(old_devices.keys() & new_devices.keys()):
+        a, b = dict(old_devices[device_id]), dict(new_devices[device_id])
+        zones_a, zones_b = a.pop("zones"), b.pop("zones")
+        if a != b:
+            fields = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+            others.append(f"device {device_id} changed ({', '.join(fields)})")
+        elif zones_a != zones_b:
+            changed.append(device_id)
+    if others:
+        raise ReloadError(
+            "only camera zones and their gathering rules are reloaded; restart to apply: " + "; ".join(others)
+        )
+    return changed
 
 
 @dataclass(frozen=True, slots=True)

@@ -181,19 +181,24 @@ class Counter:
         self, model: CameraModel, zones: Sequence[Zone] = (), *, adapt_rate: float = 0.1, adapt_every: int = 5
     ) -> None:
         self.model = model
-        self.zones = tuple(zones)
+        self.set_zones(zones)
         self._adapt_rate = adapt_rate
         self._adapt_every = max(1, adapt_every)
         self._background = Background(model.background)
         self._roi = (model.roi > 0).astype(np.uint8)
         self._cell_weight = cell_weights(self._roi, model.perspective, model.cell)
-        self._masks = [zone_mask(z, model.width, model.height, model.cell) for z in self.zones]
         counted = counted_cells(self._roi, model.cell)
         self._density = DensityModel.from_text(model.density, counted) if model.density else None
         # the body under a head: a cell is occupied when a head is up to this many cells above it
         self._body = max(model.below, 1)
         self._frames = 0
         self._outlines_limit = outline_limit(model)
+
+    def set_zones(self, zones: Sequence[Zone]) -> None:
+        """Count these zones from the next frame on (the background and everything learnt stay)."""
+        m = self.model
+        masks = [zone_mask(z, m.width, m.height, m.cell) for z in zones]
+        self.zones, self._masks = tuple(zones), masks
 
     @property
     def background(self) -> np.ndarray:

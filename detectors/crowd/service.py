@@ -57,7 +57,14 @@ from detectors.crowd.snapshot import draw_snapshot, encode_jpeg
 from detectors.rules import draft_for
 from ingest.mqtt import BrokerAddress, Subscriber
 from watchpost import store
-from watchpost.config import CrowdCameraConfig, DeviceConfig, GatheringConfig, NightWindow, WatchpostConfig
+from watchpost.config import (
+    CrowdCameraConfig,
+    DeviceConfig,
+    GatheringConfig,
+    NightWindow,
+    WatchpostConfig,
+    zone_changes,
+)
 from watchpost.model import TOTAL_ZONE, AlertDraft, CameraPicture, CameraStatus, Observation, ReceivedMessage
 
 __all__ = [
@@ -316,6 +323,7 @@ class _Camera:
         self._held: str | None = None  # why the counts are held (the view is not the calibrated scene)
         self._held_since = 0.0
         self._view_bad = self._view_good = 0  # frames in a row failing / passing the view check
+        self._pending: DeviceConfig | None = None  # new zones from a reload, for the camera's own thread
         self.counters: list[tuple[Counter, list[Zone], CameraModel]] = []  # day model first (see _setup)
         if self.crowd.from_mqtt:
             self._inbox = FrameInbox(
@@ -452,16 +460,12 @@ class _Camera:
         return _load_model(self.crowd.model)
 
     def _setup(self, model: CameraModel, night: CameraModel | None = None) -> None:
-        width, height = self.frame_size = zone_frame_size(self.crowd, model)
+        self.frame_size = zone_frame_size(self.crowd, model)
         self.zone_names = {z.id: z.name or z.id for z in self.device.zones}
         # the day model first; the night one (if any) takes over the frames the day one's view check refuses
         self.counters = []
         for m in (model, night) if night is not None else (model,):
-            sx, sy = m.width / width, m.height / height
-            zones = [
-                Zone(name=z.id, polygon=tuple((x * sx, y * sy) for x, y in z.polygon), area_m2=z.area_m2)
-                for z in self.device.zones
-            ]
+            zones = self._zones_for(m)
             self.counters.append((Counter(m, zones), zones, m))
         self.counter, self.zones, self.model = self.counters[0]
         self._fresh_detectors()
@@ -470,16 +474,57 @@ class _Camera:
         else:
             self.worker.recorder.record(_NoPicture(self.device.id))  # one kept from before it was turned off
 
-    def _fresh_detectors(self) -> None:
-        """Each zone's gathering rule from the start (no count history)."""
+    def _zones_for(self, model: CameraModel) -> list[Zone]:
+        """The camera's zones in ``model``'s pixels (they are drawn in the camera's)."""
+        width, height = self.frame_size
+        sx, sy = model.width / width, model.height / height
+        return [
+            Zone(name=z.id, polygon=tuple((x * sx, y * sy) for x, y in z.polygon), area_m2=z.area_m2)
+            for z in self.device.zones
+        ]
+
+    def _fresh_detectors(self, keep: dict[str, tuple[GatheringDetector, GatheringConfig]] | None = None) -> None:
+        """Each zone's gathering rule from the start (no count history), but the detectors in ``keep``."""
         self.detectors: dict[str, tuple[GatheringDetector, GatheringConfig]] = {}
         for z, zc in zip(self.zones, self.device.zones, strict=True):
-            if zc.gathering is not None:
+            if keep and z.name in keep:
+                self.detectors[z.name] = keep[z.name]
+            elif zc.gathering is not None:
                 self.detectors[z.name] = (
                     GatheringDetector(z.name, gathering_rule(zc.gathering), area_m2=z.area_m2),
                     zc.gathering,
                 )
-        self._peaks.clear()
+        self._peaks = {name: peak for name, peak in self._peaks.items() if keep and name in keep}
+
+    def reconfigure(self, device: DeviceConfig) -> None:
+        """New zones (or gathering rules) for this camera, taken up at its next frame (any thread)."""
+        self._pending = device
+
+    def _apply_zones(self, device: DeviceConfig) -> None:
+        """Count ``device``'s zones from this frame on. The background and what the counter learnt stay;
+        a zone drawn and ruled as before keeps its gathering state (an open gathering still clears);
+        a new or changed zone starts afresh."""
+        before = {z.id: z for z in self.device.zones}
+        unchanged = {z.id for z in device.zones if before.get(z.id) == z}
+        self.device = device
+        self.zone_names = {z.id: z.name or z.id for z in device.zones}
+        if not self.counters:  # not counting yet: _setup reads the new zones
+            return
+        counters = []
+        for counter, _, m in self.counters:
+            zones = self._zones_for(m)
+            counter.set_zones(zones)
+            counters.append((counter, zones, m))
+            if counter is self.counter:
+                self.zones = zones
+        self.counters = counters
+        self._fresh_detectors({name: d for name, d in self.detectors.items() if name in unchanged})
+        log.info(
+            "crowd camera zones reloaded: device=%s zones=%s kept=%s",
+            device.id,
+            [z.id for z in device.zones],
+            sorted(unchanged),
+        )
 
     def _picture(self) -> None:
         """Hand the recorder the empty scene as the counter now sees it (no person: the model's background)."""
@@ -509,6 +554,9 @@ class _Camera:
                 log.exception("crowd frame failed: device=%s", self.device.id)
 
     def _process(self, frame: Frame) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._apply_zones(pending)
         counted = self.counter.count(frame.image, frame.time)
         self._frames += 1
         self._last_frame = frame.time
@@ -963,6 +1011,19 @@ class CrowdWorker:
         self.recorder._wake.set()
         if self._recorder_thread is not None:
             self._recorder_thread.join(timeout)
+
+    def reload(self, config: WatchpostConfig) -> list[str]:
+        """Take up ``config``'s camera zones and gathering rules without stopping; the cameras of this
+        worker whose zones changed. :class:`~watchpost.config.ReloadError` (nothing applied) when
+        anything else changed: that needs a restart."""
+        changed = set(zone_changes(self.config, config))
+        applied = []
+        for camera in self.cameras:
+            if camera.device.id in changed:
+                camera.reconfigure(config.device_index[camera.device.id])
+                applied.append(camera.device.id)
+        self.config = config
+        return applied
 
     def health(self) -> CrowdHealth:
         return CrowdHealth(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from tests.api.conftest import PATROL_UNIT, assign
 from tests.support import raise_crowd_alert
 from watchpost import store
@@ -245,3 +247,25 @@ def test_a_camera_that_keeps_no_picture_serves_none_even_if_one_is_stored(start_
     assert op.get("/cameras").json()[0]["picture"] is None
     r = op.get(f"/cameras/{CAMERA}/picture")
     assert r.status_code == 404 and "keeps no picture (crowd.picture: false)" in r.json()["detail"]
+
+
+def test_a_reload_with_new_zones_shows_them_and_one_changing_access_is_refused(api):
+    """reload_config serves a configuration whose only change is a camera's zones (GET /cameras lists the new
+    zone); one that also changes who may sign in is refused whole and the console keeps the old zones."""
+    from api.app import reload_config
+    from watchpost.config import ReloadError
+
+    doc = api.app.state.config.model_dump(mode="json")
+    camera = next(d for d in doc["devices"] if d["id"] == CAMERA)
+    camera["zones"].append({"id": "gate-side", "name": "门口", "polygon": [[0, 0], [960, 0], [960, 1080], [0, 1080]]})
+    assert reload_config(api.app, WatchpostConfig.model_validate(doc)) == [CAMERA]
+    (listed,) = api.client("operator").get("/cameras").json()
+    assert [z["id"] for z in listed["zones"]] == ["square", "gate-side"] and listed["zones"][1]["name"] == "门口"
+    camera["zones"].pop()
+    doc["access"]["users"] = doc["access"]["users"][1:]
+    with pytest.raises(ReloadError, match="restart to apply: access changed"):
+        reload_config(api.app, WatchpostConfig.model_validate(doc))
+    assert [z["id"] for z in api.client("operator").get(f"/cameras/{CAMERA}").json()["zones"]] == [
+        "square",
+        "gate-side",
+    ]

@@ -544,3 +544,53 @@ def test_a_camera_with_a_night_model_counts_its_night_pictures_with_it_and_goes_
         assert [a for a in store.list_alerts(db, type_="device_fault") if a["device_id"] == CAMERA] == []
     finally:
         w.stop()
+
+
+def _with_zones(config: WatchpostConfig, *added: dict[str, Any], **crowd: Any) -> WatchpostConfig:
+    """``config`` with zones added to the square camera (and its crowd section changed by ``crowd``)."""
+    doc = config.model_dump(mode="json")
+    for device in doc["devices"]:
+        if device["id"] == CAMERA:
+            device["zones"] += list(added)
+            device["crowd"].update(crowd)
+    return WatchpostConfig.model_validate(doc)
+
+
+def test_zones_reloaded_while_counting_are_counted_and_an_unchanged_zone_keeps_its_gathering(
+    worker, camera, config, db
+):
+    """A reload adding a zone counts it from the next frames; the square, drawn and ruled as before, keeps its
+    open gathering (not raised again) and clears as usual; a reload changing anything else is refused."""
+    from watchpost.config import ReloadError
+
+    camera(PASSERS + CROWD, seconds=2.0)
+    (alert,) = wait_for(lambda: _crowd_alerts(db), timeout=10)
+    whole = {"id": "whole", "name": "whole picture", "polygon": [[0, 0], [1920, 0], [1920, 1080], [0, 1080]]}
+    assert worker.reload(_with_zones(config, whole)) == [CAMERA]
+    camera(PASSERS + CROWD, seconds=2.0)
+
+    def counts():
+        rows = db.execute(
+            "SELECT at, zone, people FROM observations WHERE device_id = %s AND at >= ("
+            " SELECT min(at) FROM observations WHERE device_id = %s AND zone = 'whole')",
+            (CAMERA, CAMERA),
+        ).fetchall()
+        by_zone: dict[str, list[float]] = {}
+        for _, zone, people in rows:
+            by_zone.setdefault(zone, []).append(float(people))
+        return len(by_zone.get("whole", ())) >= 5 and by_zone
+
+    by_zone = wait_for(counts, timeout=10)
+    assert set(by_zone) == {"square", "whole", TOTAL_ZONE}
+    assert abs(np.median(by_zone["whole"]) - np.median(by_zone[TOTAL_ZONE])) < 1.0  # scaled to the picture
+    assert store.alert_snapshot(db, alert["alert_id"])["count"] == 1, "the kept gathering was raised again"
+    camera(PASSERS, seconds=2.0)
+    wait_for(
+        lambda: [t for t in store.alert_timeline(db, alert["alert_id"]) if t["action"] == "gathering_cleared"],
+        timeout=10,
+    )
+    with pytest.raises(ReloadError, match=r"device lotus-cam-square changed \(crowd\)"):
+        worker.reload(_with_zones(config, whole, sample_fps=5))
+    frames = _status(worker).frames
+    camera(PASSERS, seconds=0.5)
+    wait_for(lambda: _status(worker).frames > frames)

@@ -79,6 +79,18 @@ def test_crowd_run_refuses_a_camera_that_does_not_count(capsys):
     assert "not counting cameras: ['bamboo-cam-market']" in err and "lotus-cam-square" in err
 
 
+def _crowd_run(config: WatchpostConfig, path, database_url: str, broker_url: str):
+    """`watchpost crowd run` as a process on ``config`` (written to ``path``), and the demo camera's frames
+    published to it until the returned event is set."""
+    env = {**os.environ, "WATCHPOST_DATABASE_URL": database_url, "WATCHPOST_MQTT_URL": broker_url}
+    command = [sys.executable, "-m", "watchpost.cli", "--config", str(write_config(config, path)), "crowd", "run"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stop = threading.Event()
+    frames = FrameSimulator(config=config, broker=BrokerAddress.parse(broker_url))
+    threading.Thread(target=frames.run, args=(stop,), daemon=True).start()
+    return proc, stop
+
+
 def test_crowd_run_counts_frames_published_to_the_camera_and_stops_on_sigterm(
     config, database_url, broker_url, db, tmp_path
 ):
@@ -88,28 +100,7 @@ def test_crowd_run_counts_frames_published_to_the_camera_and_stops_on_sigterm(
     for device in doc["devices"]:
         if device.get("crowd"):
             device["crowd"]["topic"] = f"{tag}/cameras/{{device}}/frame"
-    cfg = WatchpostConfig.model_validate(doc)
-    env = {**os.environ, "WATCHPOST_DATABASE_URL": database_url, "WATCHPOST_MQTT_URL": broker_url}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "watchpost.cli",
-            "--config",
-            str(write_config(cfg, tmp_path / "c.yaml")),
-            "crowd",
-            "run",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    stop = threading.Event()
-    sim = threading.Thread(
-        target=FrameSimulator(config=cfg, broker=BrokerAddress.parse(broker_url)).run, args=(stop,), daemon=True
-    )
-    sim.start()
+    proc, stop = _crowd_run(WatchpostConfig.model_validate(doc), tmp_path / "c.yaml", database_url, broker_url)
     try:
         status = wait_for(lambda: (store.camera_statuses(db).get("lotus-cam-square") or {}).get("frames", 0) > 0, 60)
         assert status, "the crowd worker counted no frame"
@@ -120,6 +111,44 @@ def test_crowd_run_counts_frames_published_to_the_camera_and_stops_on_sigterm(
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert "crowd worker crowd-0 counting on lotus-cam-square" in out
+
+
+def test_crowd_run_takes_up_new_zones_on_sighup_and_refuses_a_broken_configuration(
+    config, database_url, broker_url, db, tmp_path
+):
+    """SIGHUP makes `crowd run` read its configuration again: a zone added to the camera is counted without a
+    restart; a file that does not validate is refused with the reason and counting goes on with the old zones."""
+    doc = config.model_dump(mode="json")
+    tag = config.ingest.share_group
+    camera = next(d for d in doc["devices"] if d["id"] == "lotus-cam-square")
+    camera["crowd"]["topic"] = f"{tag}/cameras/{{device}}/frame"
+    path = tmp_path / "c.yaml"
+    proc, stop = _crowd_run(WatchpostConfig.model_validate(doc), path, database_url, broker_url)
+
+    def zones() -> set[str]:
+        rows = db.execute("SELECT DISTINCT zone FROM observations WHERE device_id = 'lotus-cam-square'").fetchall()
+        return {z for (z,) in rows}
+
+    try:
+        assert wait_for(lambda: "square" in zones(), 60), "the crowd worker counted no frame"
+        camera["zones"].append({"id": "gate-side", "polygon": [[0, 0], [960, 0], [960, 1080], [0, 1080]]})
+        write_config(WatchpostConfig.model_validate(doc), path)
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "gate-side" in zones(), 30), "the reloaded zone was not counted"
+        path.write_text("devices: [oops\n", encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        since = db.execute("SELECT now()").fetchone()[0]
+        counted_after = (
+            "SELECT count(*) FROM observations WHERE device_id = 'lotus-cam-square' AND zone = 'gate-side' AND at > %s"
+        )
+        assert wait_for(lambda: db.execute(counted_after, (since,)).fetchone()[0] > 0, 30)
+    finally:
+        stop.set()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "crowd worker crowd-0: configuration reloaded: zones of lotus-cam-square taken up" in out
+    assert "crowd worker crowd-0: configuration not reloaded: invalid configuration" in out
 
 
 def _camera_config(
@@ -157,3 +186,27 @@ def test_check_config_reads_each_cameras_model_and_checks_its_zones_fit_the_pict
     with_night = _camera_config(config, tmp_path, model=str(path), night=str(path))
     assert main(["--config", str(with_night), "check-config"]) == 0
     assert f"camera lotus-cam-square: night model {path}" in capsys.readouterr().out
+
+
+def test_a_reload_reaches_every_service_of_the_process_even_when_one_fails(config):
+    """Reloader hands a zones-only change to each target (one raising does not stop the next) and says so; a
+    service without zones only says it read it; a change beyond zones reaches no target."""
+    from watchpost.cli import Reloader
+
+    doc = config.model_dump(mode="json")
+    next(d for d in doc["devices"] if d["id"] == "lotus-cam-square")["zones"][0]["gathering"]["threshold"] = 30
+    redrawn = WatchpostConfig.model_validate(doc)
+    got: list[WatchpostConfig] = []
+
+    def broken(_config: WatchpostConfig) -> list[str]:
+        raise RuntimeError("this service cannot take it")
+
+    reloader = Reloader(lambda: redrawn, config, [broken, got.append], service="test")
+    assert reloader.reload() == "test: configuration reloaded: zones of lotus-cam-square taken up"
+    assert got == [redrawn] and reloader.config is redrawn
+    idle = Reloader(lambda: redrawn, config, [], service="ingest worker 0")
+    assert idle.reload() == "ingest worker 0: configuration read; camera zones are not used here"
+    doc["timezone"] = "UTC"
+    moved = Reloader(lambda: WatchpostConfig.model_validate(doc), config, [got.append], service="api")
+    assert moved.reload().startswith("api: configuration not reloaded: only camera zones")
+    assert got == [redrawn] and moved.config is config

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from watchpost.config import ConfigError, Route, load_config
+from watchpost.config import ConfigError, ReloadError, Route, WatchpostConfig, load_config, zone_changes
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "demo"
@@ -224,3 +224,36 @@ def test_crowd_on_a_device_that_is_not_a_camera_is_refused(tmp_path):
     assert err.value.problems == [
         f"{devices}:{line}: devices.0.crowd: only cameras count people; this device is a gate"
     ]
+
+
+def _with(config, device_id: str, **changes):
+    """``config`` with one device's fields replaced (re-validated)."""
+    doc = config.model_dump(mode="json")
+    for device in doc["devices"]:
+        if device["id"] == device_id:
+            device.update(changes)
+    return WatchpostConfig.model_validate(doc)
+
+
+def test_a_reload_takes_up_camera_zones_and_refuses_anything_else_naming_it():
+    """zone_changes names the cameras whose zones or rules changed; any other change is a ReloadError saying what."""
+    config = load_config(DEMO)
+    square = config.device_index["lotus-cam-square"]
+    zones = [z.model_dump(mode="json") for z in square.zones]
+    entrance = {"id": "entrance", "polygon": [[0, 0], [400, 0], [400, 300], [0, 300]]}
+    assert zone_changes(config, config) == []
+    assert zone_changes(config, _with(config, "lotus-cam-square", zones=[*zones, entrance])) == ["lotus-cam-square"]
+    zones[0]["gathering"]["threshold"] = 15
+    assert zone_changes(config, _with(config, "lotus-cam-square", zones=zones)) == ["lotus-cam-square"]
+
+    moved = _with(
+        config, "lotus-cam-square", zones=zones, crowd={**square.crowd.model_dump(mode="json"), "sample_fps": 5}
+    )
+    with pytest.raises(ReloadError, match=r"restart to apply: device lotus-cam-square changed \(crowd\)"):
+        zone_changes(config, moved)
+    doc = config.model_dump(mode="json")
+    doc["devices"] = doc["devices"][1:]
+    doc["timezone"] = "UTC"
+    with pytest.raises(ReloadError) as err:
+        zone_changes(config, WatchpostConfig.model_validate(doc))
+    assert "timezone changed" in str(err.value) and f"device {config.devices[0].id} removed" in str(err.value)

@@ -1,7 +1,8 @@
 // Cameras and zones: each counting camera's picture of its empty scene with its zones and their
 // latest counts, and a tool to draw a zone on it (click to add corners, drag to move them) that
 // writes the zone's lines for the camera's `zones:` in devices.yaml. Zones are configuration:
-// the page does not change them, it gives the text to paste, in the camera's own pixels.
+// the page does not change them, it gives the text to paste, in the camera's own pixels; a SIGHUP
+// to the API and the crowd worker then applies them without a restart.
 
 import { PALETTE, legend, lineChart } from "./charts.js";
 import { t } from "./i18n.js";
