@@ -86,7 +86,7 @@ def calibrate(
     ``read`` decodes a labelled frame to BGR uint8 (all of one size). ``person_height_px`` is a
     person's height where the perspective weight is 1 (default: 26 % of the frame height).
     The density model learns from the frames with head positions (at least 10 are needed; else
-    the linear density counts); ``rounds`` sets its boosting rounds (default 300) and
+    the linear density counts); ``rounds`` sets its boosting rounds (default 150) and
     ``threads`` its training threads (0: all cores). ``method`` is ``auto`` (the better of the
     linear density and the trees on held-out frames, see :func:`_choose`), ``linear`` or ``trees``.
     """

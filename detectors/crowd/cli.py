@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         help="WxH to count at, whole cells (default: the frames' size, at most 640 wide: 1920x1080 counts at 640x352)",
     )
     cal.add_argument("--ridge", type=float, default=1.0, help="ridge penalty of the linear count model (default 1)")
-    cal.add_argument("--rounds", type=int, help="boosting rounds of the density model (default 300)")
+    cal.add_argument("--rounds", type=int, help="boosting rounds of the density model (default 150)")
     cal.add_argument(
         "--method",
         choices=("auto", "linear", "trees"),
