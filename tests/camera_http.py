@@ -1,7 +1,9 @@
-"""A camera's still-image URL on a real local HTTP server, as Hikvision (digest) and Axis (basic) serve it.
+"""Cameras on a real local HTTP server: a still-image URL, as Hikvision (digest) and Axis (basic)
+serve it, and an MJPEG stream (multipart/x-mixed-replace), as most IP cameras offer one.
 
-Not a mock of the source: SnapshotSource talks HTTP to it over a socket; the server checks
-digest responses (RFC 7616, MD5, qop=auth) and basic credentials the way a camera does.
+Not mocks of the sources: SnapshotSource and OpenCV's FFmpeg reader talk HTTP to them over a
+socket; the snapshot server checks digest responses (RFC 7616, MD5, qop=auth) and basic
+credentials the way a camera does.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["SnapshotCamera"]
+__all__ = ["MjpegCamera", "SnapshotCamera"]
 
 
 def _md5(text: str) -> str:
@@ -103,3 +105,57 @@ class SnapshotCamera:
         h.send_header("Content-Length", str(len(body)))
         h.end_headers()
         h.wfile.write(body)
+
+
+class MjpegCamera:
+    """Serves ``frames`` (JPEG bytes) as an MJPEG stream at /stream, ``fps`` a second, for the first
+    ``connections`` connections (later ones get 404: the camera is gone). With ``stall_after`` it
+    stops sending after that many frames and keeps the connection open, as a hung camera does."""
+
+    def __init__(
+        self, frames: list[bytes], *, fps: float = 20.0, stall_after: int | None = None, connections: int = 1
+    ) -> None:
+        self.frames, self.fps, self.stall_after, self.connections = frames, fps, stall_after, connections
+        self.served = 0  # connections served
+        self._closing = threading.Event()
+        camera = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                camera._stream(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> MjpegCamera:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closing.set()  # a stalled connection lets go
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _stream(self, h: BaseHTTPRequestHandler) -> None:
+        if h.path != "/stream" or self.served >= self.connections:
+            return SnapshotCamera._send(h, 404, b"", {})
+        self.served += 1
+        h.send_response(200)
+        h.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        h.end_headers()
+        try:
+            for i, jpeg in enumerate(self.frames):
+                if self.stall_after is not None and i >= self.stall_after:
+                    self._closing.wait()  # connected, sending nothing
+                    return
+                part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg)
+                h.wfile.write(part + jpeg + b"\r\n")
+                h.wfile.flush()
+                if self._closing.wait(1 / self.fps):
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the reader hung up

@@ -204,6 +204,13 @@ class CrowdCameraConfig(_Model):
     silent_after_s: float = Field(
         default=30.0, gt=0, description="An MQTT camera with no frame for this long is reported silent"
     )
+    stall_timeout_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=300,
+        description="A stream (or a connection to one) that gives no frame for this long is lost and reconnected;"
+        " without it a camera that stops sending but keeps the connection open hangs the reader for 30 s",
+    )
     snapshot_quality: int = Field(default=85, ge=30, le=100, description="JPEG quality of alert snapshots")
     picture: bool = Field(
         default=True,

@@ -332,7 +332,9 @@ class StreamSource(_LiveSource):
     ``max_attempts`` failed (re)connections in a row make the source dead: iteration stops and
     :attr:`health` says why. ``sleep`` and ``clock`` can be replaced in tests. With ``pace`` the
     frames are read no faster than the stream's own frame rate (a file played as if live, not
-    decoded as fast as the CPU allows); a file that ends is opened again.
+    decoded as fast as the CPU allows); a file that ends is opened again. A network stream that
+    gives no frame for ``stall_timeout_s`` (a camera that stops sending but keeps the connection
+    open, a connection that never completes) is lost and reconnected, saying it stalled.
     """
 
     def __init__(
@@ -347,19 +349,30 @@ class StreamSource(_LiveSource):
         clock: Callable[[], float] = _time.time,
         open_capture: Callable[[str], cv2.VideoCapture] | None = None,
         pace: bool = False,
+        stall_timeout_s: float = 10.0,
     ) -> None:
         self.url = url
         self.shown = redact_url(url)  # what logs and the health show: no password
         self._pace = pace
+        self._stall = stall_timeout_s
         self._sampler = _Sampler(sample_fps)
         self._backoff_initial = backoff_initial
         self._backoff_max = backoff_max
         self._max_attempts = max_attempts
         self._sleep = sleep
         self._clock = clock
-        self._open = open_capture or (lambda u: cv2.VideoCapture(u))
+        self._open = open_capture or self._capture
         self._health = _Health(self.shown)
         self._stopped = False
+
+    def _capture(self, url: str) -> cv2.VideoCapture:
+        """OpenCV's FFmpeg reader, bounded by the stall timeout for a network stream (OpenCV waits 30 s)."""
+        if "://" not in url:
+            return cv2.VideoCapture(url)
+        ms = int(self._stall * 1000)
+        return cv2.VideoCapture(
+            url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        )
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -386,9 +399,13 @@ class StreamSource(_LiveSource):
                                 self._sleep(wait)
                             else:
                                 due = _time.monotonic()
+                        asked = _time.monotonic()
                         ok, image = cap.read()
                         if not ok or image is None:
-                            self._health.reason = f"stream lost after {self._health.frames} frames"
+                            waited = _time.monotonic() - asked
+                            self._health.reason = f"stream lost after {self._health.frames} frames" + (
+                                f": stalled, no frame for {waited:.0f} s" if waited >= 0.9 * self._stall else ""
+                            )
                             log.warning("stream lost source=%s frames=%d", self.shown, self._health.frames)
                             break
                         got_frames = True

@@ -434,7 +434,9 @@ class _Camera:
                 )
             else:
                 pace = "://" not in self.crowd.source or self.crowd.source.startswith("file://")
-                stream = StreamSource(self._stream_url(), pace=pace, **retry)
+                stream = StreamSource(
+                    self._stream_url(), pace=pace, stall_timeout_s=self.crowd.stall_timeout_s, **retry
+                )
             self._stream = stream
             self._consume(stream)
             health = stream.health

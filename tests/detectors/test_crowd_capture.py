@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import cv2
 import numpy as np
@@ -24,7 +25,8 @@ from detectors.crowd.capture import (
     jpeg_payload,
     redact_url,
 )
-from tests.camera_http import SnapshotCamera
+from detectors.crowd.snapshot import encode_jpeg
+from tests.camera_http import MjpegCamera, SnapshotCamera
 
 
 def _jpeg(width: int = 160, height: int = 120) -> bytes:
@@ -441,3 +443,25 @@ def test_a_still_image_url_read_as_a_stream_is_dead_saying_to_set_snapshot():
         frames = list(source)
     assert len(frames) == 3 and source.health.state is HealthState.DEAD
     assert "one picture per connection" in source.health.reason and "crowd.snapshot: true" in source.health.reason
+
+
+def test_an_mjpeg_http_stream_is_read_and_a_camera_that_stalls_is_lost_then_dead_saying_why():
+    """A camera's MJPEG stream over real HTTP is decoded frame by frame; when it stops sending but keeps the
+    connection open, the read gives up after the stall timeout (not OpenCV's 30 s) and says it stalled."""
+    jpegs = [encode_jpeg(f.image, quality=90) for f in syn.video(6, seed=3)]
+    with MjpegCamera(jpegs, stall_after=4) as camera:
+        lost: list[str | None] = []  # why the stream was lost, as the health said while waiting to reconnect
+        source = StreamSource(
+            camera.url, stall_timeout_s=2.0, max_attempts=1, sleep=lambda s: lost.append(source.health.reason)
+        )
+        started = time.monotonic()
+        frames = list(source)
+        took = time.monotonic() - started
+    assert len(frames) == 4 and frames[0].image.shape == (syn.HEIGHT, syn.WIDTH, 3)
+    assert float(np.abs(frames[0].image.astype(int) - decode_jpeg(jpegs[0]).astype(int)).mean()) < 1.0
+    assert 2.0 <= took < 15.0, f"gave up after {took:.1f} s"
+    health = source.health
+    assert health.state is HealthState.DEAD and health.frames == 4
+    assert "gave up after 1 failed attempts" in (health.reason or "")
+    assert camera.served == 1
+    assert lost == ["stream lost after 4 frames: stalled, no frame for 2 s"]
