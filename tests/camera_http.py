@@ -109,8 +109,9 @@ class SnapshotCamera:
 
 class MjpegCamera:
     """Serves ``frames`` (JPEG bytes) as an MJPEG stream at /stream, ``fps`` a second, for the first
-    ``connections`` connections (later ones get 404: the camera is gone). With ``stall_after`` it
-    stops sending after that many frames and keeps the connection open, as a hung camera does."""
+    ``connections`` connections (later ones get 404: the camera is gone), then closes the
+    connection. With ``stall_after`` it stops sending after that many frames (at most all of them)
+    and keeps the connection open, as a hung camera does."""
 
     def __init__(
         self, frames: list[bytes], *, fps: float = 20.0, stall_after: int | None = None, connections: int = 1
@@ -157,5 +158,7 @@ class MjpegCamera:
                 h.wfile.flush()
                 if self._closing.wait(1 / self.fps):
                     return
+            if self.stall_after is not None:
+                self._closing.wait()  # all sent: hang rather than close
         except (BrokenPipeError, ConnectionResetError):
             pass  # the reader hung up

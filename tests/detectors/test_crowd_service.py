@@ -329,6 +329,36 @@ def test_a_camera_read_from_its_snapshot_url_is_counted(config, database_url, db
     assert "Digest" in http_camera.schemes
 
 
+def test_a_camera_read_from_its_mjpeg_http_stream_is_counted_and_a_stall_is_reported(config, database_url, db, model):
+    """A camera whose source is its MJPEG stream over HTTP is counted into observations; when it hangs (connected,
+    sending nothing) its health says the stream stalled instead of staying ok."""
+    from tests.camera_http import MjpegCamera
+
+    rng = np.random.default_rng(4)
+    jpegs = []
+    for _ in range(30):
+        image = syn.background()
+        syn.draw_people(image, list(PASSERS))
+        jpegs.append(encode_jpeg(syn.finish(image, rng), quality=90))
+    with MjpegCamera(jpegs, fps=10, stall_after=30) as http_camera:
+        doc = config.model_dump(mode="json")
+        crowd = next(d for d in doc["devices"] if d["id"] == CAMERA)["crowd"]
+        crowd.update(source=http_camera.url, sample_fps=10, stall_timeout_s=1.5, reconnect_initial_s=5)
+        w = _start_worker(WatchpostConfig.model_validate(doc), database_url, None, model, name="crowd-mjpeg")
+        try:
+            rows = wait_for(
+                lambda: db.execute(
+                    "SELECT people FROM observations WHERE device_id = %s AND zone = %s", (CAMERA, TOTAL_ZONE)
+                ).fetchall(),
+                timeout=20,
+            )
+            assert 0.5 < float(np.median([r[0] for r in rows])) < 4.0  # the two passers-by
+            status = wait_for(lambda: _status(w).state == "reconnecting" and _status(w), timeout=20)
+            assert "stalled, no frame for" in (status.reason or "") and status.frames >= 20
+        finally:
+            w.stop()
+
+
 def test_a_dead_stream_is_reported_and_retried_while_other_cameras_count(
     config, database_url, broker, db, model, camera
 ):
