@@ -14,7 +14,8 @@ Sources yield :class:`Frame` objects at a configured sampling rate:
 - :func:`decode_jpeg` -- one JPEG byte string, e.g. a frame published over MQTT;
 - :func:`jpeg_payload` -- the JPEG inside an MQTT frame message: the raw bytes, base64 text
   (as Node-RED flows and Blue Iris's ``&ALERT_JPEG`` send it, or a ``data:`` URI), or a JSON
-  object carrying such text under ``image``, ``jpeg``, ``frame``, ``snapshot``, ... .
+  object carrying such text under ``image``, ``jpeg``, ``frame``, ``snapshot``, ... ;
+  :func:`frame_message` also reads the capture time such an envelope carries.
 
 Every JPEG is checked before it is decoded: the magic bytes, a size cap, and the dimensions
 declared in its header against a pixel cap, so a small file that declares a gigapixel image
@@ -28,10 +29,12 @@ import base64
 import binascii
 import json
 import logging
+import math
 import threading
 import time as _time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 from pathlib import Path
 
@@ -55,6 +58,8 @@ __all__ = [
     "decode_jpeg",
     "jpeg_dimensions",
     "IMAGE_KEYS",
+    "TIME_KEYS",
+    "frame_message",
     "jpeg_payload",
     "redact_url",
 ]
@@ -196,12 +201,53 @@ def jpeg_payload(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     text could only hold more than ``max_bytes`` of JPEG. The JPEG itself is checked by
     :func:`decode_jpeg`.
     """
+    return _unwrap(data, max_bytes)[0]
+
+
+# Keys a JSON frame message may carry its capture time under (compared without case), in this order.
+TIME_KEYS = ("captured_at", "capture_time", "timestamp", "time", "ts", "datetime", "date_time")
+_EPOCH_MS_FROM = 1e11  # larger epoch numbers are milliseconds (1e11 s is the year 5138)
+
+
+def frame_message(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, tz: tzinfo = UTC) -> tuple[bytes, float | None]:
+    """The JPEG of a frame message (see :func:`jpeg_payload`) and the capture time its JSON envelope
+    gives under a :data:`TIME_KEYS` key, as epoch seconds: a number or numeric text (seconds or
+    milliseconds) or ISO 8601 (read in ``tz`` when it has no offset). None without one, or when it
+    cannot be read: a frame is never refused for its time."""
+    jpeg, fields = _unwrap(data, max_bytes)
+    if not fields:
+        return jpeg, None
+    value = next((fields[k] for k in TIME_KEYS if k in fields), None)
+    return jpeg, _epoch(value, tz)
+
+
+def _epoch(value: object, tz: tzinfo) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                return None
+            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)).timestamp()
+    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+        return value / 1000.0 if value >= _EPOCH_MS_FROM else float(value)
+    return None
+
+
+def _unwrap(data: bytes, max_bytes: int) -> tuple[bytes, dict[str, object] | None]:
+    """:func:`jpeg_payload`, and the JSON envelope's fields (keys lower-cased) when there was one."""
     if data[:3] == _JPEG_MAGIC:
-        return data
+        return data, None
     if len(data) > max_bytes * 4 // 3 + 65536:  # base64 is 4/3 of the bytes; room for a JSON envelope
         raise FrameError(FrameErrorReason.TOO_LARGE, f"{len(data)} bytes, over the {max_bytes}-byte cap")
     text = data.strip()
     what = "message"
+    fields: dict[str, object] | None = None
     if text[:1] == b"{":
         try:
             doc = json.loads(text)
@@ -213,7 +259,7 @@ def jpeg_payload(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
             raise FrameError(
                 FrameErrorReason.NOT_JPEG, f"a JSON message without a base64 JPEG under any of {', '.join(IMAGE_KEYS)}"
             )
-        text, what = fields[key].encode("ascii", "replace").strip(), f"JSON field {key!r}"
+        text, what = str(fields[key]).encode("ascii", "replace").strip(), f"JSON field {key!r}"
     if text[:5].lower() == b"data:":
         head, comma, text = text.partition(b",")
         if not comma or not head.lower().endswith(b";base64"):
@@ -231,7 +277,7 @@ def jpeg_payload(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         raise FrameError(FrameErrorReason.NOT_JPEG, f"{what} is not base64") from None
     if raw[:3] != _JPEG_MAGIC:
         raise FrameError(FrameErrorReason.NOT_JPEG, f"{what}: base64 of something that is not a JPEG")
-    return raw
+    return raw, fields
 
 
 # After 0xFF inside compressed data only these may follow: a stuffed zero, fill, restart
@@ -581,7 +627,11 @@ class SnapshotSource(_LiveSource):
 class FrameInbox:
     """JPEG frames pushed by a transport (a camera publishing over MQTT), decoded at the sampling rate.
 
-    A message is a JPEG, or base64 text or JSON carrying one (see :func:`jpeg_payload`).
+    A message is a JPEG, or base64 text or JSON carrying one (see :func:`jpeg_payload`). A frame
+    is timed by its receipt, or by the capture time its JSON envelope carries (see
+    :func:`frame_message`; naive times in ``tz``) when that is at most ``max_skew_s`` from the
+    receipt: a frame that waited in a gateway or the broker keeps the time it was taken. A camera
+    clock further off is logged (once) and the receipt used. Times never go backwards.
 
     :meth:`push` is called from the transport's thread and only keeps the newest frame due by
     the sampling rate (a slow counter skips frames, it never queues them); iteration decodes
@@ -600,8 +650,13 @@ class FrameInbox:
         silent_after_s: float = 30.0,
         on_error: Callable[[FrameError], None] | None = None,
         clock: Callable[[], float] = _time.time,
+        tz: tzinfo = UTC,
+        max_skew_s: float = 300.0,
     ) -> None:
         self.name = name
+        self._tz, self._max_skew = tz, max_skew_s
+        self._last_time = -math.inf
+        self._clock_warned = False
         self._sampler = _Sampler(sample_fps)
         self._max_pixels = max_pixels
         self._max_bytes = max_bytes
@@ -638,6 +693,25 @@ class FrameInbox:
             self._cond.notify()
         return True
 
+    def _time_of(self, captured: float | None, received: float) -> float:
+        if captured is None:
+            return received
+        if abs(captured - received) <= self._max_skew:
+            return captured
+        if not self._clock_warned:
+            self._clock_warned = True
+            log.warning(
+                "frame times off source=%s skew_s=%.0f: the camera's clock is wrong, receive times used",
+                self.name,
+                captured - received,
+            )
+        return received
+
+    def _in_order(self, at: float) -> float:
+        """``at``, or the previous frame's time if that is later (a frame from before one already counted)."""
+        self._last_time = max(at, self._last_time)
+        return self._last_time
+
     def stop(self) -> None:
         """End iteration."""
         with self._cond:
@@ -659,7 +733,7 @@ class FrameInbox:
                 data, at = self._pending  # type: ignore[misc]
                 self._pending = None
             try:
-                jpeg = jpeg_payload(data, max_bytes=self._max_bytes)
+                jpeg, captured = frame_message(data, max_bytes=self._max_bytes, tz=self._tz)
                 image = decode_jpeg(jpeg, max_pixels=self._max_pixels, max_bytes=self._max_bytes)
             except FrameError as exc:
                 self._health.errors += 1
@@ -668,6 +742,7 @@ class FrameInbox:
                 if self._on_error is not None:
                     self._on_error(exc)
                 continue
+            at = self._in_order(self._time_of(captured, at))
             h = self._health
             h.state, h.reason = HealthState.OK, None
             h.last_frame_at = at

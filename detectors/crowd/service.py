@@ -324,6 +324,7 @@ class _Camera:
         self._held_since = 0.0
         self._view_bad = self._view_good = 0  # frames in a row failing / passing the view check
         self._pending: DeviceConfig | None = None  # new zones from a reload, for the camera's own thread
+        self._pending_lock = threading.Lock()
         self.counters: list[tuple[Counter, list[Zone], CameraModel]] = []  # day model first (see _setup)
         if self.crowd.from_mqtt:
             self._inbox = FrameInbox(
@@ -333,6 +334,8 @@ class _Camera:
                 max_bytes=self.crowd.max_frame_bytes,
                 silent_after_s=self.crowd.silent_after_s,
                 on_error=lambda exc: self._error(f"frame refused: {exc}"),
+                tz=worker.config.zone_of(device),  # a capture time without an offset is the camera's local time
+                max_skew_s=worker.config.ingest.clock_tolerance_s,
             )
 
     # -- lifecycle --
@@ -500,7 +503,8 @@ class _Camera:
 
     def reconfigure(self, device: DeviceConfig) -> None:
         """New zones (or gathering rules) for this camera, taken up at its next frame (any thread)."""
-        self._pending = device
+        with self._pending_lock:
+            self._pending = device
 
     def _apply_zones(self, device: DeviceConfig) -> None:
         """Count ``device``'s zones from this frame on. The background and what the counter learnt stay;
@@ -556,7 +560,8 @@ class _Camera:
                 log.exception("crowd frame failed: device=%s", self.device.id)
 
     def _process(self, frame: Frame) -> None:
-        pending, self._pending = self._pending, None
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
         if pending is not None:
             self._apply_zones(pending)
         counted = self.counter.count(frame.image, frame.time)

@@ -332,6 +332,50 @@ def test_a_bad_pushed_frame_is_counted_with_its_reason_and_the_next_one_is_used(
     assert health.errors == 1 and "4000x4000" in (health.reason or "")
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("timestamp", 1764745200.25, 1764745200.25),  # epoch seconds
+        ("ts", 1764745200250, 1764745200.25),  # epoch milliseconds
+        ("Time", "1764745200.25", 1764745200.25),  # numeric text, the key in any case
+        ("captured_at", "2025-12-03T07:00:00Z", 1764745200.0),
+        ("datetime", "2025-12-03 15:00:00", 1764745200.0),  # no offset: the camera's zone (+08:00)
+        ("timestamp", "yesterday", None),  # unreadable: no time, the frame still counts
+        ("timestamp", True, None),
+    ],
+)
+def test_a_json_frame_envelope_gives_its_capture_time(field, value, expected):
+    """frame_message reads the capture time of a JSON envelope (epoch s or ms, ISO 8601, local without offset)."""
+    from datetime import timedelta, timezone
+
+    from detectors.crowd.capture import frame_message
+
+    jpeg = _jpeg(32, 24)
+    message = json.dumps({"image": base64.b64encode(jpeg).decode(), field: value}).encode()
+    got, captured = frame_message(message, tz=timezone(timedelta(hours=8)))
+    assert got == jpeg and captured == (pytest.approx(expected) if expected is not None else None)
+    assert frame_message(jpeg) == (jpeg, None)
+
+
+def test_a_pushed_frame_keeps_the_time_it_was_taken_unless_the_camera_clock_is_off(caplog):
+    """A frame that waited in a gateway is timed by its envelope's capture time; a camera clock beyond the skew
+    limit is logged and the receipt used; a frame taken before one already counted does not go back in time."""
+
+    def message(taken: float) -> bytes:
+        return json.dumps({"image": base64.b64encode(_jpeg(32, 24)).decode(), "timestamp": taken}).encode()
+
+    inbox = FrameInbox("mqtt:cam", max_skew_s=60, clock=lambda: 1000.0)
+    inbox.push(message(1764745100.0), at=1764745103.0)  # taken 3 s before it arrived
+    assert inbox.next(timeout=1).time == 1764745100.0
+    inbox.push(message(1764741500.0), at=1764745110.0)  # an hour behind: the clock is wrong
+    assert inbox.next(timeout=1).time == 1764745110.0
+    assert "the camera's clock is wrong" in caplog.text
+    inbox.push(message(1764745105.0), at=1764745111.0)  # taken before the frame above was counted
+    assert inbox.next(timeout=1).time == 1764745110.0
+    inbox.push(_jpeg(32, 24), at=1764745120.0)  # a raw JPEG carries no time: its receipt
+    assert inbox.next(timeout=1).time == 1764745120.0
+
+
 def test_a_pushed_source_that_stops_sending_is_silent():
     """No frame for longer than the silence limit turns the health to silent, with the reason."""
     now = [10.0]
