@@ -336,6 +336,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         "view_failed": len(problems),  # frames unlike the calibrated scene (the worker holds such counts)
         "view_problem": max(set(problems), key=problems.count) if problems else None,
         "counted_at": f"{model.width}x{model.height}",
+        "method": model.fit.get("method"),  # the density model calibration chose: "density trees" or "linear density"
     }
     true_eps, pred_eps, zone_true = [], [], None
     if zone is not None and rule is not None:
@@ -384,6 +385,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _print_report(r: dict[str, Any], labels: tuple[LabelledFrame, ...]) -> None:
     print(f"frames        {r['frames']} ({labels[0].frame} .. {labels[-1].frame})")
+    print(f"model         {r['method'] or 'unknown'}")
     print(f"MAE           {r['mae']:.3f}")
     print(f"RMSE          {r['rmse']:.3f}")
     print(f"bias          {r['bias']:+.3f}")
