@@ -207,6 +207,7 @@ def jpeg_payload(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
 # Keys a JSON frame message may carry its capture time under (compared without case), in this order.
 TIME_KEYS = ("captured_at", "capture_time", "timestamp", "time", "ts", "datetime", "date_time")
 _EPOCH_MS_FROM = 1e11  # larger epoch numbers are milliseconds (1e11 s is the year 5138)
+_AHEAD_S = 2.0  # a frame is not taken after it arrives: a capture time further ahead is a fast camera clock
 
 
 def frame_message(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, tz: tzinfo = UTC) -> tuple[bytes, float | None]:
@@ -629,9 +630,10 @@ class FrameInbox:
 
     A message is a JPEG, or base64 text or JSON carrying one (see :func:`jpeg_payload`). A frame
     is timed by its receipt, or by the capture time its JSON envelope carries (see
-    :func:`frame_message`; naive times in ``tz``) when that is at most ``max_skew_s`` from the
-    receipt: a frame that waited in a gateway or the broker keeps the time it was taken. A camera
-    clock further off is logged (once) and the receipt used. Times never go backwards.
+    :func:`frame_message`; naive times in ``tz``) when that is at most ``max_skew_s`` before the
+    receipt (and not over 2 s after it): a frame that waited in a gateway or the broker keeps the
+    time it was taken. A camera clock further off is logged (once) and the receipt used. Times
+    never go backwards.
 
     :meth:`push` is called from the transport's thread and only keeps the newest frame due by
     the sampling rate (a slow counter skips frames, it never queues them); iteration decodes
@@ -696,7 +698,7 @@ class FrameInbox:
     def _time_of(self, captured: float | None, received: float) -> float:
         if captured is None:
             return received
-        if abs(captured - received) <= self._max_skew:
+        if -self._max_skew <= captured - received <= _AHEAD_S:
             return captured
         if not self._clock_warned:
             self._clock_warned = True

@@ -372,6 +372,8 @@ def test_a_pushed_frame_keeps_the_time_it_was_taken_unless_the_camera_clock_is_o
     assert "the camera's clock is wrong" in caplog.text
     inbox.push(message(1764745105.0), at=1764745111.0)  # taken before the frame above was counted
     assert inbox.next(timeout=1).time == 1764745110.0
+    inbox.push(message(1764745125.0), at=1764745115.0)  # "taken" 10 s after it arrived: a fast clock
+    assert inbox.next(timeout=1).time == 1764745115.0
     inbox.push(_jpeg(32, 24), at=1764745120.0)  # a raw JPEG carries no time: its receipt
     assert inbox.next(timeout=1).time == 1764745120.0
 
