@@ -6,7 +6,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV   ?= .venv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench lint clean browser openmp
+.PHONY: run test bench lint clean browser openmp rtsp
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "Watchpost needs Python 3.11 or newer (python3.11+ on PATH)"; exit 1; }
@@ -45,7 +45,19 @@ browser:
 		echo "No /usr/bin/chromium (install Debian's chromium as root): the browser tests will skip"; \
 	fi
 
-test: $(STAMP) openmp browser
+# The RTSP camera tests serve RTP/JPEG from GStreamer's RTSP server, which has no wheel: it runs in the system's
+# Python with PyGObject. As root with apt, install it; otherwise those tests skip.
+RTSP_PACKAGES = python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good
+rtsp:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import Gst; Gst.init(None); assert Gst.ElementFactory.find("rtpjpegpay")' >/dev/null 2>&1; then \
+			echo "Installing GStreamer's RTSP server for the RTSP camera tests"; \
+			$(APT_INSTALL) $(RTSP_PACKAGES) >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1; $(APT_INSTALL) $(RTSP_PACKAGES) >/dev/null; } \
+				|| echo "could not install GStreamer's RTSP server: the RTSP camera tests skip"; \
+		fi; \
+	fi
+
+test: $(STAMP) openmp browser rtsp
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

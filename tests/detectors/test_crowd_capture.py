@@ -511,3 +511,28 @@ def test_an_mjpeg_http_stream_is_read_and_a_camera_that_stalls_is_lost_then_dead
     assert "gave up after 1 failed attempts" in (health.reason or "")
     assert camera.served == 1
     assert lost == ["stream lost after 4 frames: stalled, no frame for 2 s"]
+
+
+def test_an_rtsp_camera_is_read_and_when_it_goes_away_is_reconnected_then_dead(tmp_path):
+    """A camera's RTSP stream (RTP/JPEG from a real RTSP server) is decoded frame by frame; when the camera goes
+    away the stream is lost, reconnection is tried with backoff and fails, and the source ends dead saying why."""
+    from tests.camera_rtsp import RtspCamera, rtsp_unavailable
+
+    if why := rtsp_unavailable():
+        pytest.skip(why)
+    frames = syn.video(20, seed=4)
+    for i, f in enumerate(frames):
+        (tmp_path / f"frame{i:04d}.jpg").write_bytes(encode_jpeg(f.image, quality=90))
+    with RtspCamera(tmp_path, fps=10) as camera:
+        delays: list[float] = []
+        source = StreamSource(camera.url, stall_timeout_s=3.0, max_attempts=2, sleep=delays.append)
+        got = []
+        for frame in source:
+            got.append(frame)
+            if len(got) == 5:
+                camera.stop()  # the camera goes away mid-stream
+    assert len(got) >= 5 and got[0].image.shape == (syn.HEIGHT, syn.WIDTH, 3)
+    assert min(float(np.abs(got[0].image.astype(int) - f.image.astype(int)).mean()) for f in frames) < 3.0
+    health = source.health
+    assert health.state is HealthState.DEAD and "gave up after 2 failed attempts" in (health.reason or "")
+    assert delays == [1.0, 2.0] and health.reconnects == 2

@@ -359,6 +359,43 @@ def test_a_camera_read_from_its_mjpeg_http_stream_is_counted_and_a_stall_is_repo
             w.stop()
 
 
+def test_a_camera_read_from_its_rtsp_stream_is_counted(config, database_url, db, model, tmp_path):
+    """A camera whose source is an rtsp:// URL (a real RTSP server sending RTP/JPEG) is counted into
+    observations, and its health shows the stream."""
+    from tests.camera_rtsp import RtspCamera, rtsp_unavailable
+
+    if why := rtsp_unavailable():
+        pytest.skip(why)
+    rng = np.random.default_rng(6)
+    for i in range(20):
+        image = syn.background()
+        syn.draw_people(image, list(PASSERS))
+        (tmp_path / f"frame{i:04d}.jpg").write_bytes(encode_jpeg(syn.finish(image, rng), quality=90))
+    with RtspCamera(tmp_path, fps=10) as rtsp_camera:
+        doc = config.model_dump(mode="json")
+        crowd = next(d for d in doc["devices"] if d["id"] == CAMERA)["crowd"]
+        crowd.update(source=rtsp_camera.url, sample_fps=5)
+        w = _start_worker(WatchpostConfig.model_validate(doc), database_url, None, model, name="crowd-rtsp")
+        try:
+            rows = wait_for(
+                lambda: (
+                    (
+                        r := db.execute(
+                            "SELECT people FROM observations WHERE device_id = %s AND zone = %s", (CAMERA, TOTAL_ZONE)
+                        ).fetchall()
+                    )
+                    and len(r) >= 5
+                    and r
+                ),
+                timeout=30,
+            )
+            assert 0.5 < float(np.median([r[0] for r in rows])) < 4.0  # the two passers-by
+            status = _status(w)
+            assert status.state == "ok" and status.source == rtsp_camera.url
+        finally:
+            w.stop()
+
+
 def test_a_dead_stream_is_reported_and_retried_while_other_cameras_count(
     config, database_url, broker, db, model, camera
 ):

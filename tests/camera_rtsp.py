@@ -1,0 +1,106 @@
+"""A camera's RTSP stream on a real local RTSP server (GStreamer's, as many NVRs and cameras embed it):
+JPEG frames (decoded and encoded again as RTP/JPEG, RFC 2435, wants them), looped, read by OpenCV's
+FFmpeg exactly as a camera would be.
+
+GStreamer's RTSP server has no wheel: it runs in the system's Python with PyGObject (Debian packages
+python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-good; `make test` installs them as root).
+Without them the tests that need it skip, saying so.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["RtspCamera", "rtsp_unavailable"]
+
+_SERVER = r"""
+import sys
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer
+Gst.init(None)
+port, pattern, fps = sys.argv[1], sys.argv[2], sys.argv[3]
+server = GstRtspServer.RTSPServer()
+server.set_service(port)
+factory = GstRtspServer.RTSPMediaFactory()
+factory.set_launch(
+    f'( multifilesrc location="{pattern}" loop=true caps="image/jpeg,framerate={fps}/1"'
+    ' ! jpegdec ! videoconvert ! video/x-raw,format=I420 ! jpegenc ! rtpjpegpay name=pay0 pt=26 )'
+)
+factory.set_shared(True)
+server.get_mount_points().add_factory("/cam", factory)
+server.attach(None)
+print("ready", flush=True)
+GLib.MainLoop().run()
+"""
+
+_CHECK = (
+    'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer, Gst;'
+    " Gst.init(None); assert all(Gst.ElementFactory.find(e)"
+    ' for e in ("multifilesrc", "jpegdec", "jpegenc", "rtpjpegpay"))'
+)
+
+
+def _system_python() -> str | None:
+    for candidate in ("/usr/bin/python3", shutil.which("python3")):
+        if candidate and Path(candidate).exists() and Path(candidate).resolve() != Path(sys.executable).resolve():
+            return candidate
+    return None
+
+
+def rtsp_unavailable() -> str | None:
+    """Why no RTSP server can run here, or None when one can."""
+    python = _system_python()
+    if python is None:
+        return "no system python3 for GStreamer's RTSP server"
+    done = subprocess.run([python, "-c", _CHECK], capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        packages = "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good"
+        return f"GStreamer's RTSP server is not installed ({packages})"
+    return None
+
+
+class RtspCamera:
+    """Serves the JPEG files ``folder/frame%04d.jpg`` at rtsp://127.0.0.1:<port>/cam, ``fps`` a second, looped.
+    :meth:`stop` takes the camera away (the server ends)."""
+
+    def __init__(self, folder: Path, *, fps: int = 10) -> None:
+        python = _system_python()
+        assert python, rtsp_unavailable()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"rtsp://127.0.0.1:{port}/cam"
+        script = folder / "rtsp_server.py"
+        script.write_text(_SERVER, encoding="utf-8")
+        self._proc = subprocess.Popen(
+            [python, str(script), str(port), str(folder / "frame%04d.jpg"), str(fps)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._proc.stdout is not None and self._proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:  # listening once it accepts a connection
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait(10)
+
+    def __enter__(self) -> RtspCamera:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
