@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,7 +273,14 @@ class Reloader:
     The reading and handing over happen in a thread of their own, not in the signal handler.
     """
 
-    def __init__(self, load, config: WatchpostConfig, targets, *, service: str) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self,
+        load: Callable[[], WatchpostConfig],
+        config: WatchpostConfig,
+        targets: Sequence[Callable[[WatchpostConfig], object]],
+        *,
+        service: str,
+    ) -> None:
         self._service = service
         self._load = load
         self.config = config
@@ -313,6 +321,17 @@ class Reloader:
             outcome = f"{self._service}: configuration reloaded: no zone changed"
         log.info("%s", outcome)
         return outcome
+
+
+def _on_hangup(
+    args: argparse.Namespace,
+    settings: Settings,
+    config: WatchpostConfig,
+    *targets: Callable[[WatchpostConfig], object],
+    service: str,
+) -> None:
+    """Reload this command's configuration on SIGHUP into ``targets`` (see :class:`Reloader`)."""
+    Reloader(lambda: _config(args, settings), config, targets, service=service).install()
 
 
 # --- services -----------------------------------------------------------------------------------
@@ -435,7 +454,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         )
         # SIGHUP takes up new camera zones in the API and the crowd worker; ingest and dispatch do not use them
         targets = [lambda c: reload_config(app, c), *([crowd.reload] if crowd is not None else [])]
-        Reloader(lambda: _config(args, settings), config, targets, service="watchpost run").install()
+        _on_hangup(args, settings, config, *targets, service="watchpost run")
         print(
             f"Watchpost is running: http://{settings.api_host}:{settings.api_port}"
             f"  (events layout: {layout}; broker: {broker};"
@@ -523,7 +542,7 @@ def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not cameras:
         # Idle rather than exit, so that a supervisor that restarts stopped services does not spin.
         print("crowd run: no camera has a crowd source (devices[].crowd) in the configuration: idle", flush=True)
-        Reloader(lambda: _config(args, settings), config, [], service="crowd worker (idle)").install()
+        _on_hangup(args, settings, config, service="crowd worker (idle)")
         while not stopping.wait(1.0):
             pass
         return 0
@@ -539,9 +558,7 @@ def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
             name=str(args.name),
             cameras=args.camera,
         ).start()
-        Reloader(
-            lambda: _config(args, settings), config, [worker.reload], service=f"crowd worker {args.name}"
-        ).install()
+        _on_hangup(args, settings, config, worker.reload, service=f"crowd worker {args.name}")
         print(f"crowd worker {args.name} counting on {', '.join(d.id for d in cameras)}", flush=True)
         while not stopping.wait(1.0):
             if worker.subscriber is not None and worker.subscriber.state is LinkState.REFUSED:
@@ -599,7 +616,7 @@ def _cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
         ).start()
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-        Reloader(lambda: _config(args, settings), config, [], service=f"dispatcher {args.name}").install()
+        _on_hangup(args, settings, config, service=f"dispatcher {args.name}")
         print(f"dispatcher {args.name} started (one leads; others stand by)", flush=True)
         while not stopping.wait(1.0):
             pass
@@ -652,7 +669,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         ).start()
         stopping = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-        Reloader(lambda: _config(args, settings), config, [], service=f"ingest worker {args.worker_id}").install()
+        _on_hangup(args, settings, config, service=f"ingest worker {args.worker_id}")
         print(f"ingest worker {args.worker_id} consuming from {services.broker_url}", flush=True)
         while not stopping.wait(1.0):
             if worker.subscriber.state is LinkState.REFUSED:
@@ -681,7 +698,7 @@ def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
             jwt_secret=settings.jwt_secret,
             production=settings.environment == "production",
         )
-        Reloader(lambda: _config(args, settings), config, [lambda c: reload_config(app, c)], service="api").install()
+        _on_hangup(args, settings, config, lambda c: reload_config(app, c), service="api")
         uvicorn.run(
             app,
             host=settings.api_host,

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 
 from detectors.crowd.simulator import FrameSimulator
 from ingest.mqtt import BrokerAddress
@@ -79,16 +80,23 @@ def test_crowd_run_refuses_a_camera_that_does_not_count(capsys):
     assert "not counting cameras: ['bamboo-cam-market']" in err and "lotus-cam-square" in err
 
 
+@contextmanager
 def _crowd_run(config: WatchpostConfig, path, database_url: str, broker_url: str):
-    """`watchpost crowd run` as a process on ``config`` (written to ``path``), and the demo camera's frames
-    published to it until the returned event is set."""
+    """`watchpost crowd run` as a process on ``config`` (written to ``path``), the demo camera's frames published
+    to it; at the end it gets SIGTERM and the returned dict its output (``out``)."""
     env = {**os.environ, "WATCHPOST_DATABASE_URL": database_url, "WATCHPOST_MQTT_URL": broker_url}
     command = [sys.executable, "-m", "watchpost.cli", "--config", str(write_config(config, path)), "crowd", "run"]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stop = threading.Event()
     frames = FrameSimulator(config=config, broker=BrokerAddress.parse(broker_url))
     threading.Thread(target=frames.run, args=(stop,), daemon=True).start()
-    return proc, stop
+    ended: dict[str, str] = {}
+    try:
+        yield proc, ended
+    finally:
+        stop.set()
+        proc.send_signal(signal.SIGTERM)
+        ended["out"], _ = proc.communicate(timeout=30)
 
 
 def test_crowd_run_counts_frames_published_to_the_camera_and_stops_on_sigterm(
@@ -100,15 +108,12 @@ def test_crowd_run_counts_frames_published_to_the_camera_and_stops_on_sigterm(
     for device in doc["devices"]:
         if device.get("crowd"):
             device["crowd"]["topic"] = f"{tag}/cameras/{{device}}/frame"
-    proc, stop = _crowd_run(WatchpostConfig.model_validate(doc), tmp_path / "c.yaml", database_url, broker_url)
-    try:
+    cfg = WatchpostConfig.model_validate(doc)
+    with _crowd_run(cfg, tmp_path / "c.yaml", database_url, broker_url) as (proc, ended):
         status = wait_for(lambda: (store.camera_statuses(db).get("lotus-cam-square") or {}).get("frames", 0) > 0, 60)
         assert status, "the crowd worker counted no frame"
         assert db.execute("SELECT count(*) FROM observations").fetchone()[0] > 0
-    finally:
-        stop.set()
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+    out = ended["out"]
     assert proc.returncode == 0, out
     assert "crowd worker crowd-0 counting on lotus-cam-square" in out
 
@@ -123,13 +128,12 @@ def test_crowd_run_takes_up_new_zones_on_sighup_and_refuses_a_broken_configurati
     camera = next(d for d in doc["devices"] if d["id"] == "lotus-cam-square")
     camera["crowd"]["topic"] = f"{tag}/cameras/{{device}}/frame"
     path = tmp_path / "c.yaml"
-    proc, stop = _crowd_run(WatchpostConfig.model_validate(doc), path, database_url, broker_url)
 
     def zones() -> set[str]:
         rows = db.execute("SELECT DISTINCT zone FROM observations WHERE device_id = 'lotus-cam-square'").fetchall()
         return {z for (z,) in rows}
 
-    try:
+    with _crowd_run(WatchpostConfig.model_validate(doc), path, database_url, broker_url) as (proc, ended):
         assert wait_for(lambda: "square" in zones(), 60), "the crowd worker counted no frame"
         camera["zones"].append({"id": "gate-side", "polygon": [[0, 0], [960, 0], [960, 1080], [0, 1080]]})
         write_config(WatchpostConfig.model_validate(doc), path)
@@ -142,10 +146,7 @@ def test_crowd_run_takes_up_new_zones_on_sighup_and_refuses_a_broken_configurati
             "SELECT count(*) FROM observations WHERE device_id = 'lotus-cam-square' AND zone = 'gate-side' AND at > %s"
         )
         assert wait_for(lambda: db.execute(counted_after, (since,)).fetchone()[0] > 0, 30)
-    finally:
-        stop.set()
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+    out = ended["out"]
     assert proc.returncode == 0, out
     assert "crowd worker crowd-0: configuration reloaded: zones of lotus-cam-square taken up" in out
     assert "crowd worker crowd-0: configuration not reloaded: invalid configuration" in out
