@@ -1,7 +1,7 @@
 """``watchpost crowd label``: a local page to click the heads in a camera's frames, writing labels.json.
 
 Calibration (``watchpost crowd calibrate``) learns a camera from frames with the people's head
-positions. This serves one folder of JPEG frames on the engineer's own machine (127.0.0.1 unless
+positions. This serves one folder of JPEG (or PNG) frames on the engineer's own machine (127.0.0.1 unless
 told otherwise; no credential, so do not expose it: the frames show people) with a page to click
 each head, and writes ``labels.json`` in the calibration format
 (``{"frames": [{"frame", "count", "heads"}]}``) after every change, atomically, so that
@@ -24,12 +24,11 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.routes.console import ASSETS, PAGES
-from detectors.crowd.capture import DirectorySource, FrameError
+from detectors.crowd.capture import IMAGE_SUFFIXES, DirectorySource, FrameError
 from detectors.crowd.labels import load_labels
 
 __all__ = ["LabelBook", "create_labelling_app"]
 
-_SUFFIXES = (".jpg", ".jpeg")
 _MAX_HEADS = 5000
 
 FrameName = Annotated[str, PathParam(description="File name of a frame in the folder")]
@@ -50,9 +49,9 @@ class LabelBook:
         if not self.folder.is_dir():
             raise ValueError(f"no such folder: {self.folder}")
         self.path = Path(labels)
-        self.frames = sorted(p.name for p in self.folder.iterdir() if p.suffix.lower() in _SUFFIXES)
+        self.frames = sorted(p.name for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.frames:
-            raise ValueError(f"{self.folder}: no JPEG frames (.jpg, .jpeg) to label")
+            raise ValueError(f"{self.folder}: no frames (.jpg, .jpeg, .png) to label")
         self._source = DirectorySource(self.folder)
         self._sizes: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
@@ -138,7 +137,8 @@ def create_labelling_app(book: LabelBook) -> FastAPI:
     @app.get("/api/frames/{frame}/image")
     def image(frame: FrameName) -> Response:
         known(frame)
-        return FileResponse(book.folder / frame, media_type="image/jpeg")
+        media = "image/png" if frame.lower().endswith(".png") else "image/jpeg"
+        return FileResponse(book.folder / frame, media_type=media)
 
     @app.put("/api/frames/{frame}")
     def label(frame: FrameName, body: HeadsBody) -> dict[str, Any]:

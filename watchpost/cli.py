@@ -184,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     crowd_label = crowd.add_parser(
         "label", help="a local page to click the heads in a folder of frames, writing labels.json for calibrate"
     )
-    crowd_label.add_argument("--frames", type=Path, required=True, help="folder of JPEG frames (crowd grab)")
+    crowd_label.add_argument("--frames", type=Path, required=True, help="folder of JPEG or PNG frames (crowd grab)")
     crowd_label.add_argument(
         "--labels", type=Path, help="labels.json to write (and resume from); default FRAMES/labels.json"
     )

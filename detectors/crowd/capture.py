@@ -9,15 +9,16 @@ Sources yield :class:`Frame` objects at a configured sampling rate:
   ``snapshot.cgi``, Axis ``jpg/image.cgi``) fetched with httpx at the sampling rate, with
   digest or basic authentication, backing off and giving up the same way;
 - :class:`FileSource` -- a video file, read once to its end;
-- :class:`DirectorySource` -- a folder of JPEG files (or a given list of them), in order;
+- :class:`DirectorySource` -- a folder of JPEG or PNG files (or a given list of them), in order;
 - :class:`FrameInbox` -- JPEG frames pushed by a transport (a camera publishing over MQTT);
 - :func:`decode_jpeg` -- one JPEG byte string, e.g. a frame published over MQTT;
+  :func:`decode_image` also takes a PNG (labelled frames of public datasets often are);
 - :func:`jpeg_payload` -- the JPEG inside an MQTT frame message: the raw bytes, base64 text
   (as Node-RED flows and Blue Iris's ``&ALERT_JPEG`` send it, or a ``data:`` URI), or a JSON
   object carrying such text under ``image``, ``jpeg``, ``frame``, ``snapshot``, ... ;
   :func:`frame_message` also reads the capture time such an envelope carries.
 
-Every JPEG is checked before it is decoded: the magic bytes, a size cap, and the dimensions
+Every JPEG (and PNG) is checked before it is decoded: the magic bytes, a size cap, and the dimensions
 declared in its header against a pixel cap, so a small file that declares a gigapixel image
 (a pixel bomb) is refused without allocating it. What cannot be used raises
 :class:`FrameError` with a stable reason and a human detail; nothing here crashes on bad data.
@@ -55,9 +56,12 @@ __all__ = [
     "HealthState",
     "SnapshotSource",
     "StreamSource",
+    "decode_image",
     "decode_jpeg",
     "jpeg_dimensions",
+    "png_dimensions",
     "IMAGE_KEYS",
+    "IMAGE_SUFFIXES",
     "TIME_KEYS",
     "frame_message",
     "jpeg_payload",
@@ -68,6 +72,7 @@ log = logging.getLogger("watchpost.crowd.capture")
 
 DEFAULT_MAX_PIXELS = 4096 * 3072  # 12.6 Mpx: above any surveillance camera's main stream
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # the files a folder of frames is read from
 
 
 class FrameErrorReason(StrEnum):
@@ -185,6 +190,51 @@ def decode_jpeg(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes:
         raise FrameError(
             FrameErrorReason.CORRUPT, f"decoded {image.shape[1]}x{image.shape[0]}, header says {width}x{height}"
         )
+    return image
+
+
+# --- PNG ---------------------------------------------------------------------------------------
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC: the last 8 bytes of a whole PNG
+
+
+def png_dimensions(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` from the PNG's IHDR chunk, without decoding the image."""
+    if not data.startswith(_PNG_MAGIC):
+        raise FrameError(FrameErrorReason.NOT_JPEG, "does not start with the PNG signature")
+    if len(data) < 24 or data[12:16] != b"IHDR":
+        raise FrameError(FrameErrorReason.CORRUPT, "no IHDR chunk after the PNG signature")
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if width == 0 or height == 0:
+        raise FrameError(FrameErrorReason.CORRUPT, f"declares a {width}x{height} image")
+    return width, height
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
+    """Decode one JPEG or PNG to BGR uint8 (grey and 16-bit PNGs too), with the checks of :func:`decode_jpeg`:
+    a byte cap, the declared size against the pixel cap before anything is allocated, and a whole file."""
+    if not data.startswith(_PNG_MAGIC):
+        if data[:3] != _JPEG_MAGIC:
+            raise FrameError(
+                FrameErrorReason.NOT_JPEG, f"neither a JPEG nor a PNG (starts with {data[:8].hex() or 'nothing'})"
+            )
+        return decode_jpeg(data, max_pixels=max_pixels, max_bytes=max_bytes)
+    if len(data) > max_bytes:
+        raise FrameError(FrameErrorReason.TOO_LARGE, f"{len(data)} bytes, over the {max_bytes}-byte cap")
+    width, height = png_dimensions(data)
+    if width * height > max_pixels:
+        raise FrameError(
+            FrameErrorReason.TOO_LARGE,
+            f"declares {width}x{height} = {width * height} pixels, over the cap {max_pixels}",
+        )
+    if not data.endswith(_PNG_END):
+        raise FrameError(FrameErrorReason.CORRUPT, "truncated: no IEND chunk at the end of the PNG")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if image is None or image.shape[:2] != (height, width):
+        raise FrameError(FrameErrorReason.CORRUPT, "the PNG data does not decode")
     return image
 
 
@@ -806,9 +856,9 @@ class FileSource:
 
 
 class DirectorySource:
-    """JPEG files of a folder in name order, or the given names; frame i has time i / fps.
+    """JPEG and PNG files of a folder in name order, or the given names; frame i has time i / fps.
 
-    Each file goes through :func:`decode_jpeg`. With ``skip_bad`` a bad file is logged, counted
+    Each file goes through :func:`decode_image`. With ``skip_bad`` a bad file is logged, counted
     in the health and skipped; without it the :class:`FrameError` propagates (naming the file).
     """
 
@@ -842,7 +892,7 @@ class DirectorySource:
         except OSError as exc:
             raise FrameError(FrameErrorReason.OPEN_FAILED, f"{path}: {exc.strerror or exc}") from exc
         try:
-            return decode_jpeg(data, max_pixels=self._max_pixels)
+            return decode_image(data, max_pixels=self._max_pixels)
         except FrameError as exc:
             raise FrameError(exc.reason, f"{path}: {exc.detail}") from exc
 
@@ -854,7 +904,7 @@ class DirectorySource:
         names = (
             list(self._names)
             if self._names is not None
-            else sorted(p.name for p in self.folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+            else sorted(p.name for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         )
         for index, name in enumerate(names):
             try:

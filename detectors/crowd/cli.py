@@ -99,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
 
 
 def _frame_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--frames", type=Path, required=True, help="folder of the JPEG frames named in the labels")
+    p.add_argument("--frames", type=Path, required=True, help="folder of the frames (JPEG or PNG) named in the labels")
     p.add_argument("--labels", type=Path, required=True, help='labels.json: {"frames": [{"frame","count","heads"}]}')
     p.add_argument("--range", dest="span", type=parse_range, help="only labels at 1-based positions FIRST-LAST")
 
@@ -390,7 +390,7 @@ def _print_report(r: dict[str, Any], labels: tuple[LabelledFrame, ...]) -> None:
     print(f"RMSE          {r['rmse']:.3f}")
     print(f"bias          {r['bias']:+.3f}")
     print(f"fps           {r['fps']:.1f} (decode + count, wall clock; {r['fps_cpu']} per CPU-second)")
-    print(f"decode alone  {r['decode_fps']:.1f} fps (read + JPEG decode: the ceiling)")
+    print(f"decode alone  {r['decode_fps']:.1f} fps (read + decode: the ceiling)")
     if r["frame_size"] != r["counted_at"]:
         print(f"size          frames {r['frame_size']}, counted at {r['counted_at']}")
     if r["view_failed"]:

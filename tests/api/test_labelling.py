@@ -94,5 +94,21 @@ def test_bad_labels_are_refused_with_the_reason_and_the_file_is_left_as_it_was(s
         LabelBook(frames, damaged)
     assert damaged.read_text() == "{not json"  # never overwritten
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="no JPEG frames"):
+    with pytest.raises(ValueError, match="no frames"):
         LabelBook(tmp_path / "empty", tmp_path / "x.json")
+
+
+def test_png_frames_are_listed_and_served_as_png(start_labelling, tmp_path):
+    """A folder of PNG frames (as public datasets ship them) is labelled like JPEGs; each is served as image/png."""
+    import cv2
+
+    folder = tmp_path / "png"
+    folder.mkdir()
+    for i, f in enumerate(syn.video(3, seed=2)):
+        assert cv2.imwrite(str(folder / f"frame_{i:03d}.png"), f.image)
+    with httpx.Client(base_url=start_labelling(folder, tmp_path / "labels.json").url) as c:
+        names = [f["frame"] for f in c.get("/api/frames").json()["frames"]]
+        assert names == ["frame_000.png", "frame_001.png", "frame_002.png"]
+        assert c.get("/api/frames/frame_001.png").json()["width"] == syn.WIDTH
+        r = c.get("/api/frames/frame_001.png/image")
+        assert r.headers["content-type"] == "image/png" and r.content == (folder / "frame_001.png").read_bytes()

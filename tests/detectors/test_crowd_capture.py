@@ -20,9 +20,11 @@ from detectors.crowd.capture import (
     HealthState,
     SnapshotSource,
     StreamSource,
+    decode_image,
     decode_jpeg,
     jpeg_dimensions,
     jpeg_payload,
+    png_dimensions,
     redact_url,
 )
 from detectors.crowd.snapshot import encode_jpeg
@@ -298,6 +300,52 @@ def test_directory_source_names_the_bad_file_or_skips_it(tmp_path):
         ("b.jpg", FrameErrorReason.CORRUPT),
         ("c.jpg", FrameErrorReason.TOO_LARGE),
     ]
+
+
+def _png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    assert ok
+    return buf.tobytes()
+
+
+def test_png_frames_decode_to_bgr_grey_and_16_bit_included():
+    """decode_image takes colour, grey and 16-bit PNGs (as datasets ship frames) and JPEGs, all to H x W x 3 uint8."""
+    colour = cv2.resize(syn.background(), (160, 120))
+    grey = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+    deep = grey.astype(np.uint16) * 257
+    for data in (_png(colour), _png(grey), _png(deep), _jpeg(160, 120)):
+        image = decode_image(data)
+        assert image.shape == (120, 160, 3) and image.dtype == np.uint8
+    assert png_dimensions(_png(grey)) == (160, 120)
+    assert np.array_equal(decode_image(_png(colour)), colour)  # lossless
+    assert np.array_equal(decode_image(_png(deep))[:, :, 0], grey)  # 16-bit scaled to 8
+
+
+def test_bad_pngs_are_refused_before_decoding():
+    """A PNG declaring 65000 x 65000 pixels, a cut-short PNG and a GIF are refused with the reason."""
+    data = bytearray(_png(np.zeros((16, 16), np.uint8)))
+    data[16:24] = (65000).to_bytes(4, "big") * 2
+    with pytest.raises(FrameError) as err:
+        decode_image(bytes(data))
+    assert err.value.reason is FrameErrorReason.TOO_LARGE and "65000x65000" in err.value.detail
+    whole = _png(cv2.resize(syn.background(), (160, 120)))
+    with pytest.raises(FrameError) as err:
+        decode_image(whole[: len(whole) // 2])
+    assert err.value.reason is FrameErrorReason.CORRUPT and "truncated" in err.value.detail
+    with pytest.raises(FrameError) as err:
+        decode_image(b"GIF89a" + b"\x00" * 64)
+    assert err.value.reason is FrameErrorReason.NOT_JPEG and "neither a JPEG nor a PNG" in err.value.detail
+
+
+def test_directory_source_reads_png_and_jpeg_files_in_name_order(tmp_path):
+    """A folder mixing .png and .jpg frames is read in name order; other files are left out."""
+    (tmp_path / "b.png").write_bytes(_png(cv2.resize(syn.background(), (64, 48))))
+    (tmp_path / "a.jpg").write_bytes(_jpeg(64, 48))
+    (tmp_path / "c.PNG").write_bytes(_png(np.zeros((48, 64), np.uint8)))
+    (tmp_path / "notes.txt").write_text("not a frame")
+    frames = list(DirectorySource(tmp_path))
+    assert [f.name for f in frames] == ["a.jpg", "b.png", "c.PNG"]
+    assert all(f.image.shape == (48, 64, 3) for f in frames)
 
 
 def test_pushed_frames_are_sampled_and_the_newest_one_wins():

@@ -92,6 +92,30 @@ def test_eval_prints_a_readable_report_without_json(model, dataset, capsys):
     assert "MAE" in text and "RMSE" in text and "decode alone" in text
 
 
+def test_grey_png_frames_calibrate_and_evaluate(dataset, tmp_path, capsys):
+    """A dataset of grey PNG frames (as UCSD ships them) calibrates and counts, its labels naming the PNG files."""
+    import cv2
+
+    folder, labels, _ = dataset
+    frames = tmp_path / "png"
+    frames.mkdir()
+    entries = json.loads(labels.read_text())["frames"][:60]
+    for e in entries:
+        grey = cv2.imread(str(folder / "frames" / e["frame"]), cv2.IMREAD_GRAYSCALE)
+        e["frame"] = e["frame"].replace(".jpg", ".png")
+        assert cv2.imwrite(str(frames / e["frame"]), grey)
+    png_labels = tmp_path / "labels.json"
+    png_labels.write_text(json.dumps({"frames": entries}))
+    out = tmp_path / "grey.model"
+    common = ["--frames", str(frames), "--labels", str(png_labels)]
+    args = ["crowd", "calibrate", *common, "--range", "1-40", "--person-height", "60", "--out", str(out)]
+    assert main([*args, "--method", "linear", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["first_frame"] == "seq_000001.png"
+    assert main(["crowd", "eval", "--model", str(out), *common, "--range", "41-60", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["frames"] == 20 and result["mae"] < 1.5
+
+
 def test_bad_inputs_exit_2_with_the_reason(model, dataset, tmp_path, capsys):
     """A missing folder, a corrupt frame, a range past the labels, a zone without threshold: exit 2 with the reason."""
     folder, labels, _ = dataset
