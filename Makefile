@@ -45,12 +45,12 @@ browser:
 		echo "No /usr/bin/chromium (install Debian's chromium as root): the browser tests will skip"; \
 	fi
 
-# The RTSP camera tests serve RTP/JPEG from GStreamer's RTSP server, which has no wheel: it runs in the system's
-# Python with PyGObject. As root with apt, install it; otherwise those tests skip.
-RTSP_PACKAGES = python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good
+# The RTSP camera tests serve H.264 and RTP/JPEG from GStreamer's RTSP server, which has no wheel: it runs in the
+# system's Python with PyGObject (x264 comes in plugins-ugly). As root with apt, install it; otherwise those tests skip.
+RTSP_PACKAGES = python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 rtsp:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import Gst; Gst.init(None); assert Gst.ElementFactory.find("rtpjpegpay")' >/dev/null 2>&1; then \
+		if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import Gst; Gst.init(None); assert Gst.ElementFactory.find("rtpjpegpay") and Gst.ElementFactory.find("x264enc")' >/dev/null 2>&1; then \
 			echo "Installing GStreamer's RTSP server for the RTSP camera tests"; \
 			$(APT_INSTALL) $(RTSP_PACKAGES) >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1; $(APT_INSTALL) $(RTSP_PACKAGES) >/dev/null; } \
 				|| echo "could not install GStreamer's RTSP server: the RTSP camera tests skip"; \

@@ -1,10 +1,10 @@
 """A camera's RTSP stream on a real local RTSP server (GStreamer's, as many NVRs and cameras embed it):
-JPEG frames (decoded and encoded again as RTP/JPEG, RFC 2435, wants them), looped, read by OpenCV's
-FFmpeg exactly as a camera would be.
+JPEG frames, looped, sent as H.264 (what IP cameras' main and sub streams are) or as RTP/JPEG
+(RFC 2435), read by OpenCV's FFmpeg exactly as a camera would be.
 
 GStreamer's RTSP server has no wheel: it runs in the system's Python with PyGObject (Debian packages
-python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-good; `make test` installs them as root).
-Without them the tests that need it skip, saying so.
+python3-gi, gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-good, and gstreamer1.0-plugins-ugly for
+x264; `make test` installs them as root). Without them the tests that need it skip, saying so.
 """
 
 from __future__ import annotations
@@ -25,13 +25,19 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer
 Gst.init(None)
-port, pattern, fps = sys.argv[1], sys.argv[2], sys.argv[3]
+port, pattern, fps, codec = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+encode = {
+    "jpeg": "jpegenc ! rtpjpegpay name=pay0 pt=26",
+    # a camera's H.264: baseline-like, an I-frame every second, SPS/PPS repeated for late joiners
+    "h264": f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={fps} bitrate=2000"
+    " ! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1",
+}[codec]
 server = GstRtspServer.RTSPServer()
 server.set_service(port)
 factory = GstRtspServer.RTSPMediaFactory()
 factory.set_launch(
     f'( multifilesrc location="{pattern}" loop=true caps="image/jpeg,framerate={fps}/1"'
-    ' ! jpegdec ! videoconvert ! video/x-raw,format=I420 ! jpegenc ! rtpjpegpay name=pay0 pt=26 )'
+    f' ! jpegdec ! videoconvert ! video/x-raw,format=I420 ! {encode} )'
 )
 factory.set_shared(True)
 server.get_mount_points().add_factory("/cam", factory)
@@ -40,11 +46,16 @@ print("ready", flush=True)
 GLib.MainLoop().run()
 """
 
-_CHECK = (
-    'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer, Gst;'
-    " Gst.init(None); assert all(Gst.ElementFactory.find(e)"
-    ' for e in ("multifilesrc", "jpegdec", "jpegenc", "rtpjpegpay"))'
-)
+_ELEMENTS = {"jpeg": ("jpegenc", "rtpjpegpay"), "h264": ("x264enc", "rtph264pay")}
+_PACKAGES = {"jpeg": "gstreamer1.0-plugins-good", "h264": "gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly"}
+
+
+def _check(codec: str) -> str:
+    elements = ("multifilesrc", "jpegdec", "videoconvert", *_ELEMENTS[codec])
+    return (
+        'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer, Gst;'
+        f" Gst.init(None); assert all(Gst.ElementFactory.find(e) for e in {elements!r})"
+    )
 
 
 def _system_python() -> str | None:
@@ -54,23 +65,23 @@ def _system_python() -> str | None:
     return None
 
 
-def rtsp_unavailable() -> str | None:
-    """Why no RTSP server can run here, or None when one can."""
+def rtsp_unavailable(codec: str = "jpeg") -> str | None:
+    """Why no RTSP server sending ``codec`` ("jpeg" or "h264") can run here, or None when one can."""
     python = _system_python()
     if python is None:
         return "no system python3 for GStreamer's RTSP server"
-    done = subprocess.run([python, "-c", _CHECK], capture_output=True, text=True, timeout=30)
+    done = subprocess.run([python, "-c", _check(codec)], capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
-        packages = "python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good"
-        return f"GStreamer's RTSP server is not installed ({packages})"
+        packages = f"python3-gi gir1.2-gst-rtsp-server-1.0 {_PACKAGES[codec]}"
+        return f"GStreamer's RTSP server for {codec} is not installed ({packages})"
     return None
 
 
 class RtspCamera:
-    """Serves the JPEG files ``folder/frame%04d.jpg`` at rtsp://127.0.0.1:<port>/cam, ``fps`` a second, looped.
-    :meth:`stop` takes the camera away (the server ends)."""
+    """Serves the JPEG files ``folder/frame%04d.jpg`` at rtsp://127.0.0.1:<port>/cam, ``fps`` a second, looped,
+    encoded as ``codec`` ("jpeg": RTP/JPEG, "h264"). :meth:`stop` takes the camera away (the server ends)."""
 
-    def __init__(self, folder: Path, *, fps: int = 10) -> None:
+    def __init__(self, folder: Path, *, fps: int = 10, codec: str = "jpeg") -> None:
         python = _system_python()
         assert python, rtsp_unavailable()
         with socket.socket() as s:
@@ -80,7 +91,7 @@ class RtspCamera:
         script = folder / "rtsp_server.py"
         script.write_text(_SERVER, encoding="utf-8")
         self._proc = subprocess.Popen(
-            [python, str(script), str(port), str(folder / "frame%04d.jpg"), str(fps)],
+            [python, str(script), str(port), str(folder / "frame%04d.jpg"), str(fps), codec],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,

@@ -561,17 +561,18 @@ def test_an_mjpeg_http_stream_is_read_and_a_camera_that_stalls_is_lost_then_dead
     assert lost == ["stream lost after 4 frames: stalled, no frame for 2 s"]
 
 
-def test_an_rtsp_camera_is_read_and_when_it_goes_away_is_reconnected_then_dead(tmp_path):
-    """A camera's RTSP stream (RTP/JPEG from a real RTSP server) is decoded frame by frame; when the camera goes
-    away the stream is lost, reconnection is tried with backoff and fails, and the source ends dead saying why."""
+@pytest.mark.parametrize("codec", ["h264", "jpeg"])
+def test_an_rtsp_camera_is_read_and_when_it_goes_away_is_reconnected_then_dead(tmp_path, codec):
+    """A camera's RTSP stream (H.264 or RTP/JPEG from a real RTSP server) is decoded frame by frame; when the camera
+    goes away the stream is lost, reconnection is tried with backoff and fails, and the source ends dead saying why."""
     from tests.camera_rtsp import RtspCamera, rtsp_unavailable
 
-    if why := rtsp_unavailable():
+    if why := rtsp_unavailable(codec):
         pytest.skip(why)
     frames = syn.video(20, seed=4)
     for i, f in enumerate(frames):
         (tmp_path / f"frame{i:04d}.jpg").write_bytes(encode_jpeg(f.image, quality=90))
-    with RtspCamera(tmp_path, fps=10) as camera:
+    with RtspCamera(tmp_path, fps=10, codec=codec) as camera:
         delays: list[float] = []
         source = StreamSource(camera.url, stall_timeout_s=3.0, max_attempts=2, sleep=delays.append)
         got = []

@@ -360,18 +360,18 @@ def test_a_camera_read_from_its_mjpeg_http_stream_is_counted_and_a_stall_is_repo
 
 
 def test_a_camera_read_from_its_rtsp_stream_is_counted(config, database_url, db, model, tmp_path):
-    """A camera whose source is an rtsp:// URL (a real RTSP server sending RTP/JPEG) is counted into
-    observations, and its health shows the stream."""
+    """A camera whose source is an rtsp:// URL (a real RTSP server sending H.264, as IP cameras do) is counted
+    into observations, and its health shows the stream."""
     from tests.camera_rtsp import RtspCamera, rtsp_unavailable
 
-    if why := rtsp_unavailable():
+    if why := rtsp_unavailable("h264"):
         pytest.skip(why)
     rng = np.random.default_rng(6)
     for i in range(20):
         image = syn.background()
         syn.draw_people(image, list(PASSERS))
         (tmp_path / f"frame{i:04d}.jpg").write_bytes(encode_jpeg(syn.finish(image, rng), quality=90))
-    with RtspCamera(tmp_path, fps=10) as rtsp_camera:
+    with RtspCamera(tmp_path, fps=10, codec="h264") as rtsp_camera:
         doc = config.model_dump(mode="json")
         crowd = next(d for d in doc["devices"] if d["id"] == CAMERA)["crowd"]
         crowd.update(source=rtsp_camera.url, sample_fps=5)
