@@ -24,7 +24,7 @@ import numpy as np
 
 from detectors.crowd.camera import CameraModel
 from detectors.crowd.counting import cell_weights, counted_cells
-from detectors.crowd.density import DensityModel, below_cells, design
+from detectors.crowd.density import DensityModel, below_cells, design, row_profile
 from detectors.crowd.features import Background, extract_features, saturation_of
 from detectors.crowd.labels import LabelledFrame
 
@@ -171,25 +171,26 @@ def calibrate(
     fit: dict[str, object] = {"method": "linear density", "chosen_by": why}
     fitted = x_total @ total_weights
     density = None
+    kept_profile: np.ndarray | None = None
     if with_heads:
         inputs_a, heads_a, values_a = np.stack(inputs), np.stack(heads), np.stack(values)
         del inputs, values
         picked = sorted(learn)
+        # the cross-validation runs when the trees are asked for too: it measures their row profile
+        choice, profile = _choose(
+            inputs_a,
+            heads_a,
+            values_a,
+            x_total[picked],
+            y[picked],
+            counted,
+            ridge=ridge,
+            rounds=rounds,
+            threads=threads,
+            progress=progress,
+        )
         if method == "trees":
-            choice: dict[str, object] = {"method": "density trees", "chosen_by": "asked for"}
-        else:
-            choice = _choose(
-                inputs_a,
-                heads_a,
-                values_a,
-                x_total[picked],
-                y[picked],
-                counted,
-                ridge=ridge,
-                rounds=rounds,
-                threads=threads,
-                progress=progress,
-            )
+            choice = {**choice, "method": "density trees", "chosen_by": "asked for"}
         fit.update(choice)
         if choice["method"] == "density trees":
             base = values_a @ total_weights
@@ -199,6 +200,8 @@ def calibrate(
             density = model.to_text()
             fitted = np.array([float(model.predict(x, b).sum()) for x, b in zip(inputs_a, base, strict=True)])
             y = y[picked]
+            kept_profile = profile
+            fit["row_profile"] = [round(float(v), 3) for v in profile]
     residual = fitted - y
     return CameraModel(
         width=width,
@@ -211,6 +214,7 @@ def calibrate(
         person_area=float(person_area),
         density=density,
         below=below,
+        row_profile=kept_profile,
         fit={
             **fit,
             "frames": len(labels),
@@ -305,8 +309,9 @@ def _choose(
     rounds: int | None,
     threads: int,
     progress: Callable[[str, int, int], None] | None,
-) -> dict[str, object]:
-    """Linear density or density trees for this camera, by measurement on its own frames.
+) -> tuple[dict[str, object], np.ndarray]:
+    """Linear density or density trees for this camera, by measurement on its own frames, and the
+    trees' row profile (:func:`~detectors.crowd.density.row_profile`) from the same held-out frames.
 
     Blocked cross-validation: each quarter of the frames (in their order, consecutive frames
     being alike) is held out in turn, both are fitted on the other three quarters and scored
@@ -354,13 +359,14 @@ def _choose(
         "density trees": _held_out_error(np.concatenate(tree_density), truth),
     }
     method = min(scores, key=scores.get)
+    profile = row_profile(np.concatenate(tree_density), truth)
     return {
         "method": method,
         "chosen_by": f"held-out error, each quarter of the {n} frames with heads held out in turn"
         " (count MAE + 4x4 region MAE)",
         "held_out_linear": round(scores["linear density"], 4),
         "held_out_trees": round(scores["density trees"], 4),
-    }
+    }, profile
 
 
 def _held_out_error(density: np.ndarray, truth: np.ndarray) -> float:

@@ -41,6 +41,7 @@ class CameraModel:
     density: str | None = None  # the density model's trees (LightGBM text, see density); None: the linear density
     below: int = 0  # cells below a head in the density model's inputs (see density.below_cells)
     fit: dict[str, Any] = field(default_factory=dict)  # calibration figures, for people to read
+    row_profile: np.ndarray | None = None  # float32 (rows,): the trees' depth correction (density.row_profile)
 
     def save(self, path: Path) -> None:
         """Write the model to ``path`` (npz, whatever the suffix)."""
@@ -63,6 +64,7 @@ class CameraModel:
                 perspective=self.perspective.astype(np.float32),
                 total_weights=self.total_weights,
                 **({"density": np.array(self.density)} if self.density is not None else {}),
+                **({"row_profile": self.row_profile.astype(np.float32)} if self.row_profile is not None else {}),
             )
 
     @classmethod
@@ -94,6 +96,7 @@ class CameraModel:
                 density=str(arrays["density"]) if "density" in arrays else None,
                 below=int(meta.get("below", 0)),
                 fit=dict(meta.get("fit", {})),
+                row_profile=arrays.get("row_profile"),  # absent from files calibrated before 2026-12-03
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ModelFileError(f"{path}: incomplete camera model (missing {exc})") from exc
@@ -101,6 +104,8 @@ class CameraModel:
         shapes = (model.background.shape, model.roi.shape, model.perspective.shape)
         if shapes != ((*expected, 3), expected, expected):
             raise ModelFileError(f"{path}: arrays do not match the model size {model.width}x{model.height}")
+        if model.row_profile is not None and model.row_profile.shape != (model.height // model.cell,):
+            raise ModelFileError(f"{path}: row_profile {model.row_profile.shape} does not match the model's cell rows")
         return model
 
 

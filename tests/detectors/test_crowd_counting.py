@@ -253,6 +253,54 @@ def test_density_trees_survive_the_model_file(tree_model, tmp_path):
     assert Counter(loaded).count(frame).total == pytest.approx(Counter(tree_model).count(frame).total, abs=1e-6)
 
 
+def test_the_row_profile_moves_people_to_the_rows_the_trees_undercount_keeping_each_total():
+    """row_profile raises rows the held-out frames undercount and lowers the others (at most a quarter, the
+    held-out total kept); spread_by_rows moves a frame's people by it without changing its total, and leaves a
+    frame whose people stand in one row, or an empty one, as it was."""
+    from detectors.crowd.density import row_profile, spread_by_rows
+
+    rng = np.random.default_rng(3)
+    heads = rng.poisson(0.3, (40, 6, 8)).astype(np.float32)
+    predicted = heads.copy()
+    predicted[:, 1] *= 0.5  # row 1 counted at half
+    predicted[:, 4] *= 1.6  # row 4 counted high
+    profile = row_profile(predicted, heads)
+    assert profile.shape == (6,) and profile[1] > 1.1 and profile[4] < 0.95
+    assert 0.75 <= profile.min() and profile.max() <= 1.3  # a quarter either way, then scaled back to the total
+    assert float((predicted * profile[None, :, None]).sum()) == pytest.approx(float(predicted.sum()), rel=1e-4)
+    frame = np.zeros((6, 8), np.float32)
+    frame[1, 2], frame[4, 5], frame[0, 0] = 3.0, 3.0, -0.2
+    spread = spread_by_rows(frame, profile)
+    assert float(spread.sum()) == pytest.approx(float(frame.sum()), abs=1e-5)
+    assert spread[1, 2] > 3.0 > spread[4, 5] and spread[0, 0] == pytest.approx(-0.2)
+    one_row = np.zeros((6, 8), np.float32)
+    one_row[4, 1:6] = 2.0  # a single gathering
+    assert np.allclose(spread_by_rows(one_row, profile), one_row)
+    assert np.array_equal(spread_by_rows(np.zeros((6, 8), np.float32), profile), np.zeros((6, 8), np.float32))
+
+
+def test_density_trees_carry_their_row_profile_and_it_keeps_the_frame_count(tree_model, tmp_path):
+    """Calibrated trees (asked for, too) come with a row profile from their held-out frames; it survives the model
+    file, leaves every frame's total as the trees counted it, and a profile of the wrong size is refused."""
+    import dataclasses
+
+    profile = tree_model.row_profile
+    assert profile is not None and profile.shape == (tree_model.height // tree_model.cell,)
+    assert tree_model.fit["row_profile"] == [round(float(v), 3) for v in profile]
+    assert {"held_out_linear", "held_out_trees"} <= tree_model.fit.keys()
+    path = tmp_path / "profiled.model"
+    tree_model.save(path)
+    assert np.array_equal(CameraModel.load(path).row_profile, profile)
+    plain = Counter(dataclasses.replace(tree_model, row_profile=None))
+    profiled = Counter(tree_model)
+    for f in syn.video(8, seed=9, max_people=14):
+        a, b = plain.count(f.image), profiled.count(f.image)
+        assert b.total == pytest.approx(a.total, abs=1e-3)
+    dataclasses.replace(tree_model, row_profile=np.ones(3, np.float32)).save(path)
+    with pytest.raises(ModelFileError, match="row_profile"):
+        CameraModel.load(path)
+
+
 def test_a_model_file_of_the_old_format_asks_for_a_new_calibration(model, tmp_path):
     """A version-1 model file (linear spread, before density trees) is refused with the command that fixes it."""
     import json
