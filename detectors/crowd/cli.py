@@ -175,6 +175,15 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
             f" in-sample MAE {model.fit['train_mae']:.2f},"
             f" RMSE {model.fit['train_rmse']:.2f}"
         )
+        fit = model.fit
+        if "held_out_trees" in fit:
+            print(
+                f"held out, a quarter at a time: linear density {fit['held_out_linear']:.2f},"
+                f" density trees {fit['held_out_trees']:.2f} (count MAE + 4x4 region MAE)"
+            )
+        if model.row_profile is not None:
+            p = model.row_profile
+            print(f"row profile: the trees' rows of cells scaled {p.min():.2f}-{p.max():.2f}, each frame's count kept")
     return 0
 
 

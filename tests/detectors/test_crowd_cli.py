@@ -43,6 +43,17 @@ def test_calibrate_writes_a_model_and_reports_the_fit(model, dataset, capsys):
     assert model.is_file()
 
 
+def test_calibrate_says_how_the_density_model_was_chosen(dataset, tmp_path, capsys):
+    """Without --json calibrate prints the fit, both held-out scores, and with trees their row profile's range."""
+    folder, labels, roi = dataset
+    args = ["crowd", "calibrate", "--frames", str(folder / "frames"), "--labels", str(labels), "--range", "1-60"]
+    args += ["--roi", str(roi), "--method", "trees", "--rounds", "30"]
+    assert main([*args, "--out", str(tmp_path / "t.model")]) == 0
+    text = capsys.readouterr().out
+    assert "from 60 frames" in text and "(density trees)" in text
+    assert "held out, a quarter at a time: linear density" in text and "row profile: the trees' rows" in text
+
+
 def test_eval_json_has_the_count_and_speed_keys(model, dataset, capsys):
     """eval --json prints one JSON object with mae, rmse and fps (decoding included) on the held-out range."""
     folder, labels, _ = dataset
