@@ -333,7 +333,8 @@ def test_the_language_switches_between_chinese_and_english_and_is_remembered(con
     sign_in(page, console.url, "alice", PASSWORD, lang="en")
     _console_ready(page)
     assert page.inner_text("#nav button[data-view='queue']") == "Alert queue"
-    assert "Theft reported" in page.inner_text("#queue tbody")
+    # the live stream may connect before the queue's first load has drawn its rows
+    page.wait_for_function("() => document.querySelector('#queue tbody').innerText.includes('Theft reported')")
     page.click("header .lang-toggle")
     assert page.inner_text("#nav button[data-view='queue']") == "警情队列"
     page.wait_for_function("() => document.querySelector('#queue tbody').innerText.includes('盗窃警情')")
