@@ -497,8 +497,13 @@ class StreamSource(_LiveSource):
                             else:
                                 due = _time.monotonic()
                         asked = _time.monotonic()
-                        ok, image = cap.read()
-                        if not ok or image is None:
+                        # every frame of a stream is decoded (grab), but only a sampled one is converted
+                        # to BGR (retrieve): a 1080p H.264 frame costs 1.8x as much read as grabbed
+                        ok = cap.grab()
+                        now = self._clock()
+                        take = ok and self._sampler.take(now)
+                        image = cap.retrieve()[1] if take else None
+                        if not ok or (take and image is None):
                             waited = _time.monotonic() - asked
                             self._health.reason = f"stream lost after {self._health.frames} frames" + (
                                 f": stalled, no frame for {waited:.0f} s" if waited >= 0.9 * self._stall else ""
@@ -508,8 +513,7 @@ class StreamSource(_LiveSource):
                         got_frames = True
                         failures = 0
                         delay = self._backoff_initial
-                        now = self._clock()
-                        if not self._sampler.take(now):
+                        if not take:
                             continue
                         self._health.last_frame_at = now
                         self._health.frames += 1
@@ -840,13 +844,15 @@ class FileSource:
             position = 0
             index = 0
             while True:
-                ok, image = cap.read()
-                if not ok or image is None:
+                if not cap.grab():  # decoded; converted to BGR only when sampled
                     return
                 t = self._start + position / fps
                 position += 1
                 if not self._sampler.take(t):
                     continue
+                ok, image = cap.retrieve()
+                if not ok or image is None:
+                    return
                 self._health.last_frame_at = t
                 self._health.frames += 1
                 yield Frame(image=image, time=t, index=index, source=str(self.path))

@@ -222,22 +222,28 @@ def test_stream_that_closes_is_reconnected_then_declared_dead(tmp_path):
     assert delays == [1.0, 2.0]  # lost: wait, retry (fails), wait longer, retry (fails): dead
 
 
-def test_stream_sampling_keeps_the_configured_rate():
-    """At 2 frames per second sampling, a 10 fps stream yields every fifth frame."""
+def test_stream_sampling_keeps_the_configured_rate_and_converts_only_the_sampled_frames():
+    """At 2 frames per second sampling, a 10 fps stream yields every fifth frame; every frame is grabbed (decoded)
+    but only those five are retrieved (converted to BGR)."""
     clock = iter(i * 0.1 for i in range(1000))
     path_frames = syn.video(20, seed=2)
+    retrieved: list[int] = []
 
-    class _Capture:  # stands in for a network camera: there is none on this machine
+    class _Capture:  # a fake of OpenCV's grab/retrieve, to count them: timed frames without a camera
         def __init__(self) -> None:
             self.i = 0
 
         def isOpened(self) -> bool:  # noqa: N802 - OpenCV's name
             return self.i == 0 or self.i < len(path_frames)
 
-        def read(self):
+        def grab(self) -> bool:
             if self.i >= len(path_frames):
-                return False, None
+                return False
             self.i += 1
+            return True
+
+        def retrieve(self):
+            retrieved.append(self.i - 1)
             return True, path_frames[self.i - 1].image
 
         def release(self) -> None:
@@ -252,9 +258,10 @@ def test_stream_sampling_keeps_the_configured_rate():
         sleep=lambda s: None,
         open_capture=lambda url: opened.append(1) or (_Capture() if len(opened) == 1 else cv2.VideoCapture("/no/such")),
     )
-    times = [f.time for f in source]
-    assert len(times) == 4
-    assert times == pytest.approx([0.0, 0.5, 1.0, 1.5])
+    frames = list(source)
+    assert [f.time for f in frames] == pytest.approx([0.0, 0.5, 1.0, 1.5])
+    assert retrieved == [0, 5, 10, 15]
+    assert all(f.image is path_frames[i].image for f, i in zip(frames, retrieved, strict=True))
 
 
 def test_camera_that_opens_but_sends_nothing_is_declared_dead(tmp_path):
