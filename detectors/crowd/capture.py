@@ -168,16 +168,24 @@ def jpeg_dimensions(data: bytes) -> tuple[int, int]:
     raise FrameError(FrameErrorReason.CORRUPT, "no frame header (SOF) before the image data")
 
 
-def decode_jpeg(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """Decode one JPEG to BGR uint8, refusing anything that is not a complete, reasonably sized JPEG."""
+def _within_caps(
+    data: bytes, dimensions: Callable[[bytes], tuple[int, int]], max_pixels: int, max_bytes: int
+) -> tuple[int, int]:
+    """The image's declared ``(width, height)``, after the byte cap and before any decoding the pixel cap."""
     if len(data) > max_bytes:
         raise FrameError(FrameErrorReason.TOO_LARGE, f"{len(data)} bytes, over the {max_bytes}-byte cap")
-    width, height = jpeg_dimensions(data)
+    width, height = dimensions(data)
     if width * height > max_pixels:
         raise FrameError(
             FrameErrorReason.TOO_LARGE,
             f"declares {width}x{height} = {width * height} pixels, over the cap {max_pixels}",
         )
+    return width, height
+
+
+def decode_jpeg(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
+    """Decode one JPEG to BGR uint8, refusing anything that is not a complete, reasonably sized JPEG."""
+    width, height = _within_caps(data, jpeg_dimensions, max_pixels, max_bytes)
     # A JPEG cut short still decodes in libjpeg (grey below the cut): require the end marker.
     if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         raise FrameError(FrameErrorReason.CORRUPT, "truncated: no end-of-image marker")
@@ -222,14 +230,7 @@ def decode_image(
                 FrameErrorReason.NOT_JPEG, f"neither a JPEG nor a PNG (starts with {data[:8].hex() or 'nothing'})"
             )
         return decode_jpeg(data, max_pixels=max_pixels, max_bytes=max_bytes)
-    if len(data) > max_bytes:
-        raise FrameError(FrameErrorReason.TOO_LARGE, f"{len(data)} bytes, over the {max_bytes}-byte cap")
-    width, height = png_dimensions(data)
-    if width * height > max_pixels:
-        raise FrameError(
-            FrameErrorReason.TOO_LARGE,
-            f"declares {width}x{height} = {width * height} pixels, over the cap {max_pixels}",
-        )
+    width, height = _within_caps(data, png_dimensions, max_pixels, max_bytes)
     if not data.endswith(_PNG_END):
         raise FrameError(FrameErrorReason.CORRUPT, "truncated: no IEND chunk at the end of the PNG")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
