@@ -23,6 +23,22 @@ def _md5(text: str) -> str:
     return hashlib.md5(text.encode()).hexdigest()  # noqa: S324  (the digest scheme cameras use)
 
 
+def _local_server(
+    get: Callable[[BaseHTTPRequestHandler], None],
+) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A quiet HTTP server on a free local port answering every GET with ``get``, and its (unstarted) thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            get(self)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return server, threading.Thread(target=server.serve_forever, daemon=True)
+
+
 class SnapshotCamera:
     """Serves ``picture()`` (JPEG bytes) at /picture (digest), /basic (basic auth) and /open (none).
 
@@ -37,18 +53,8 @@ class SnapshotCamera:
         self.nonce = secrets.token_hex(16)
         self.requests = 0
         self.schemes: list[str] = []
-        camera = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                camera._serve(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server, self.thread = _local_server(self._serve)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str = "/picture", *, user: str | None = None, password: str | None = None) -> str:
         """The URL with credentials (the right ones unless told otherwise; ``user=""``: none)."""
@@ -119,18 +125,8 @@ class MjpegCamera:
         self.frames, self.fps, self.stall_after, self.connections = frames, fps, stall_after, connections
         self.served = 0  # connections served
         self._closing = threading.Event()
-        camera = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802
-                camera._stream(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server, self.thread = _local_server(self._stream)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/stream"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> MjpegCamera:
         self.thread.start()
