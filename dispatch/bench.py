@@ -36,7 +36,7 @@ import yaml
 
 from dispatch import actions
 from dispatch.planner import Target, rank_units
-from ingest.bench import _bench_config, _corpus, _publisher, _scratch_database
+from ingest.bench import _bench_config, _corpus, _publisher
 from ingest.mqtt import BrokerAddress, Publisher, Subscriber
 from ingest.normalise import Normaliser
 from watchpost import store
@@ -67,7 +67,7 @@ def run_alerts_bench(
     key = secrets.token_urlsafe(24)
     cfg = _config(config, tag, key)
     broker = BrokerAddress.parse(broker_url)
-    with _scratch_database(database_url, cfg) as db_url:
+    with store.scratch_database(database_url, config=cfg) as db_url:
         with store.connect(db_url) as conn:
             store.sync_configuration(conn, config=cfg)
         say(f"bench: broker {broker}; scratch database; {len(cfg.units)} units; probe = emergency button press")

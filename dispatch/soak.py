@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dispatch import bench as alerts_bench
-from ingest.bench import _bench_config, _corpus, _publisher, _scratch_database
+from ingest.bench import _bench_config, _corpus, _publisher
 from ingest.mqtt import BrokerAddress, Publisher
 from watchpost import store
 from watchpost.config import WatchpostConfig
@@ -46,7 +46,7 @@ def run_soak(
     traffic = _corpus(cfg, int(rate * seconds) + 1, seed=21)
     topic = cfg.ingest.routes[0].topic.replace("{device}", _PROBE_DEVICE).replace("#", "events")
     rows: list[dict[str, Any]] = []
-    with _scratch_database(database_url, cfg) as db_url, store.connect(db_url) as conn:
+    with store.scratch_database(database_url, config=cfg) as db_url, store.connect(db_url) as conn:
         store.sync_configuration(conn, config=cfg)
         port = free_port()
         with alerts_bench._services(cfg, db_url, broker_url, port, tag) as procs:

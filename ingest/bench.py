@@ -66,7 +66,7 @@ def run_ingest_bench(
     cfg = _bench_config(config, tag)
     broker = BrokerAddress.parse(broker_url)
     say = (lambda *_: None) if as_json else (lambda *a: print(*a, file=sys.stderr, flush=True))
-    with _scratch_database(database_url, cfg) as db_url:
+    with store.scratch_database(database_url, config=cfg) as db_url:
         say(f"bench: {messages} mixed-format messages per run, broker {broker}, scratch database on the same server")
         corpus = _corpus(cfg, messages, seed=1)
         mix = Counter(_format_of(cfg, t) for t, _ in corpus)
@@ -174,30 +174,6 @@ def _expected_events(config: WatchpostConfig, corpus: Corpus) -> int:
             raise RuntimeError(f"bench corpus has a bad message: {outcome.dead.reason}: {outcome.dead.detail}")
         total += len(outcome.events)
     return total
-
-
-@contextmanager
-def _scratch_database(url: str, config: WatchpostConfig) -> Iterator[str]:
-    import psycopg
-    from psycopg import sql
-
-    name = f"watchpost_bench_{os.getpid()}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    scratch = psycopg.conninfo.make_conninfo(url, dbname=name)
-    try:
-        with store.connect(scratch) as conn:
-            store.migrate(conn, storage=config.storage)
-            store.sync_configuration(conn, config=config)
-        yield scratch
-    finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 # --- the publisher process ----------------------------------------------------------------------

@@ -8,7 +8,12 @@ clocks, the unit outbox), :mod:`.rules` (what rule detectors remember), :mod:`.s
 (reports), :mod:`.crowd` (zone counts, alert snapshots, camera health).
 """
 
+import os as _os
+from collections.abc import Iterator as _Iterator
+from contextlib import contextmanager as _contextmanager
+
 import psycopg as _psycopg
+from psycopg import sql as _sql
 
 from watchpost.config import WatchpostConfig as _Config
 from watchpost.store import alerts as _alerts
@@ -38,6 +43,29 @@ def sync_configuration(conn: _psycopg.Connection, *, config: _Config) -> None:
         _rules.sync_hotlists(conn, config=config)
 
 
+@_contextmanager
+def scratch_database(url: str, *, config: _Config, prefix: str = "watchpost_bench") -> _Iterator[str]:
+    """A database of its own on the server of ``url`` (for a benchmark), migrated and holding
+    ``config``; dropped afterwards, its connections ended first."""
+    name = f"{prefix}_{_os.getpid()}"
+    with _psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(_sql.SQL("DROP DATABASE IF EXISTS {}").format(_sql.Identifier(name)))
+        admin.execute(_sql.SQL("CREATE DATABASE {}").format(_sql.Identifier(name)))
+    scratch = _psycopg.conninfo.make_conninfo(url, dbname=name)
+    try:
+        with _events.connect(scratch) as conn:
+            _events.migrate(conn, storage=config.storage)
+            sync_configuration(conn, config=config)
+        yield scratch
+    finally:
+        with _psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            admin.execute(_sql.SQL("DROP DATABASE IF EXISTS {}").format(_sql.Identifier(name)))
+
+
 __all__ = [
     *_alerts.__all__,
     *_audit.__all__,
@@ -49,5 +77,6 @@ __all__ = [
     *_stats.__all__,
     "layout_of",
     "ping",
+    "scratch_database",
     "sync_configuration",
 ]
