@@ -114,8 +114,9 @@ class CameraHealth:
     last_frame_at: float | None  # epoch seconds
     reason: str | None
     reconnects: int
-    frames: int
+    frames: int  # frames given out (the sampled ones)
     errors: int = 0  # frames refused (corrupt, too large, not JPEG)
+    decoded: int = 0  # frames read from a stream or file, sampled or not (each one costs decoding)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -392,6 +393,7 @@ class _Health:
         self.reconnects = 0
         self.frames = 0
         self.errors = 0
+        self.decoded = 0
 
     def snapshot(self) -> CameraHealth:
         return CameraHealth(
@@ -402,10 +404,12 @@ class _Health:
             reconnects=self.reconnects,
             frames=self.frames,
             errors=self.errors,
+            decoded=self.decoded,
         )
 
 
 _SINGLE_FRAME_CONNECTIONS = 3  # one picture per connection this many times in a row: a snapshot URL
+_PACE_SLACK_S = 1.0  # a paced file further behind its clock than this starts its clock again
 
 
 class _LiveSource:
@@ -491,11 +495,13 @@ class StreamSource(_LiveSource):
                 try:
                     while not self._stopped:
                         if period:
+                            # on the file's own clock, as a live camera sends: a frame read late is
+                            # made up by reading the next ones sooner, unless a second or more behind
                             due += period
                             wait = due - _time.monotonic()
                             if wait > 0:
                                 self._sleep(wait)
-                            else:
+                            elif wait < -_PACE_SLACK_S:
                                 due = _time.monotonic()
                         asked = _time.monotonic()
                         # every frame of a stream is decoded (grab), but only a sampled one is converted
@@ -512,6 +518,7 @@ class StreamSource(_LiveSource):
                             log.warning("stream lost source=%s frames=%d", self.shown, self._health.frames)
                             break
                         got_frames = True
+                        self._health.decoded += 1
                         failures = 0
                         delay = self._backoff_initial
                         if not take:
@@ -847,6 +854,7 @@ class FileSource:
             while True:
                 if not cap.grab():  # decoded; converted to BGR only when sampled
                     return
+                self._health.decoded += 1
                 t = self._start + position / fps
                 position += 1
                 if not self._sampler.take(t):

@@ -284,6 +284,24 @@ def test_file_source_reads_a_video_at_the_sampling_rate(tmp_path):
     assert frames[0].image.shape == (syn.HEIGHT, syn.WIDTH, 3)
 
 
+def test_a_file_played_as_live_keeps_its_frame_rate_when_counting_is_slow_at_times(tmp_path):
+    """A file read as a live stream (``pace``) is decoded at its own frame rate on average: a frame
+    handed over late (its counting took longer than a frame's time) is made up by the next ones, as a
+    live camera's frames wait in the stream for the reader."""
+    path = tmp_path / "clip.avi"
+    _video(path, frames=200, fps=50.0)
+    source = StreamSource(str(path), pace=True, max_attempts=1)
+    started = time.monotonic()
+    for frame in source:
+        if frame.index % 10 == 9:
+            time.sleep(0.05)  # every tenth frame counts for 2.5 frames' time
+        if frame.index == 99:
+            break
+    elapsed = time.monotonic() - started
+    assert source.health.decoded == 100
+    assert 1.9 < elapsed < 2.3  # 2 s of frames; without making up, 10 x 30 ms more would be lost
+
+
 def test_missing_file_is_a_clear_error(tmp_path):
     """A video file that does not exist raises FrameError(open_failed) and the health says dead."""
     source = FileSource(tmp_path / "missing.mp4")
