@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from detectors.crowd.cli import parse_size
 from detectors.crowd.cli import register as register_crowd
 from watchpost.config import ConfigError, ReloadError, WatchpostConfig, load_config, zone_changes
 
@@ -172,6 +174,36 @@ def _parser() -> argparse.ArgumentParser:
     b_soak.add_argument("--json", action="store_true", help="print one JSON object")
     b_soak.set_defaults(handler=_cmd_bench_soak)
 
+    b_crowd = bench_sub.add_parser(
+        "crowd", help="cameras one crowd worker keeps up with, beside the decoding and counting ceilings"
+    )
+    b_crowd.add_argument(
+        "--size",
+        type=parse_size,
+        default=(1920, 1080),
+        help="the cameras' resolution, WxH (default 1920x1080; a sub-stream: 640x360)",
+    )
+    b_crowd.add_argument("--fps", type=_positive, default=25.0, help="the cameras' frame rate (default 25)")
+    b_crowd.add_argument("--sample-fps", type=_positive, default=2.0, help="frames counted a second (default 2)")
+    b_crowd.add_argument(
+        "--seconds", type=_positive, default=10.0, help="measured seconds per worker size (default 10)"
+    )
+    b_crowd.add_argument(
+        "--cameras",
+        type=_camera_counts,
+        help="worker sizes to measure, e.g. 1,4,8 (default: double until it falls behind, then bisect)",
+    )
+    b_crowd.add_argument(
+        "--processes",
+        type=_camera_counts,
+        help="worker processes to split the cameras over, e.g. 1,2 (default: 1, and one per core)",
+    )
+    b_crowd.add_argument(
+        "--model", type=Path, help="count with this camera model (default: one calibrated on the synthetic scene)"
+    )
+    b_crowd.add_argument("--json", action="store_true", help="print one JSON object")
+    b_crowd.set_defaults(handler=_cmd_bench_crowd)
+
     crowd = register_crowd(sub)
     crowd_run = crowd.add_parser("run", help="the crowd worker: count people on the configured cameras")
     crowd_run.add_argument(
@@ -179,6 +211,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     crowd_run.add_argument(
         "--name", default=os.environ.get("WATCHPOST_CROWD_WORKER", "crowd-0"), help="name of this worker"
+    )
+    crowd_run.add_argument(
+        "--processes",
+        type=_processes,
+        default=os.environ.get("WATCHPOST_CROWD_PROCESSES", "auto"),  # a string default goes through type
+        help="worker processes to split the cameras over (default auto: one per two cores, at most one per"
+        " camera; see `watchpost bench crowd`)",
     )
     crowd_run.set_defaults(handler=_cmd_crowd_run)
     crowd_label = crowd.add_parser(
@@ -527,8 +566,97 @@ def _cmd_crowd_label(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
+def _processes(text: str) -> int:
+    """``auto`` (0: one per core) or a number of processes."""
+    if text.strip().lower() == "auto":
+        return 0
+    if not text.strip().isdigit() or not 0 < int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected auto or a number of processes from 1 to 256")
+    return int(text)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _crowd_processes(args: argparse.Namespace, services, groups: list[list[str]]) -> int:  # type: ignore[no-untyped-def]
+    """Supervise one ``crowd run`` process per group of cameras: SIGHUP and SIGTERM are passed on, and a
+    process that ends by itself is started again (after 1 s, doubling to 60 s while it keeps failing).
+
+    A process's cameras share one interpreter, whose lock counting holds most of its time (two threads
+    count about 1.2x as fast as one: ``watchpost bench crowd``): a larger host needs several processes
+    to keep its cores busy.
+    """
+    env = {**os.environ}
+    if services.database_url:
+        env["WATCHPOST_DATABASE_URL"] = services.database_url  # embedded servers started here, too
+    if services.broker_url:
+        env["WATCHPOST_MQTT_URL"] = services.broker_url
+    base = [sys.executable, "-m", "watchpost.cli", *(["--config", str(args.config)] if args.config else [])]
+    names = [f"{args.name}-{i + 1}" for i in range(len(groups))]
+    commands = [
+        [*base, "crowd", "run", "--processes", "1", "--name", name, *(x for cam in ids for x in ("--camera", cam))]
+        for name, ids in zip(names, groups, strict=True)
+    ]
+    children: list[subprocess.Popen[bytes] | None] = [None] * len(groups)
+    started = [0.0] * len(groups)
+    due = [0.0] * len(groups)
+    failures = [0] * len(groups)
+    stopping = threading.Event()
+
+    def pass_on(signum: int, _frame: object) -> None:
+        for child in children:
+            if child is not None and child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGHUP, pass_on)
+    print(
+        f"crowd worker {args.name}: {len(groups)} processes, "
+        + "; ".join(f"{n}: {', '.join(ids)}" for n, ids in zip(names, groups, strict=True)),
+        flush=True,
+    )
+    try:
+        while True:
+            now = time.monotonic()
+            for i, child in enumerate(children):
+                if child is None:
+                    if now >= due[i]:
+                        children[i], started[i] = subprocess.Popen(commands[i], env=env), now
+                    continue
+                code = child.poll()
+                if code is None:
+                    if now - started[i] > 60:
+                        failures[i] = 0  # it has run a while: the next failure starts the backoff again
+                    continue
+                if code == 2:  # a usage or configuration error: starting it again would fail the same way
+                    print(f"crowd worker {names[i]} refused its configuration (exit 2): stopping", file=sys.stderr)
+                    return 2
+                delay = min(60.0, 2.0 ** failures[i])
+                failures[i] += 1
+                print(
+                    f"crowd worker {names[i]} ended (exit {code}): starting it again in {delay:.0f} s", file=sys.stderr
+                )
+                children[i], due[i] = None, now + delay
+            if stopping.wait(0.5):
+                return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        for child in children:
+            if child is not None and child.poll() is None:
+                child.terminate()
+        for child in children:
+            if child is not None:
+                try:
+                    child.wait(20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+
+
 def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from detectors.crowd.service import CrowdWorker, counting_cameras
+    from detectors.crowd.service import CrowdWorker, counting_cameras, partition_cameras
     from ingest.mqtt import BrokerAddress, LinkState
 
     config = _config(args, settings)
@@ -547,10 +675,15 @@ def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
             pass
         return 0
     needs_broker = any(d.crowd is not None and d.crowd.from_mqtt for d in cameras)
+    # auto: a process per two cores (a process's counting threads share one interpreter lock, which lets
+    # two cores' worth of cameras through: `watchpost bench crowd`), at most one per camera
+    groups = partition_cameras(cameras, args.processes or max(1, _cores() // 2))
     services = _services(settings, need_broker=needs_broker)
     assert services.database_url
     try:
         _prepare_database(services.database_url, config)
+        if len(groups) > 1:
+            return _crowd_processes(args, services, groups)
         worker = CrowdWorker(
             config=config,
             database_url=services.database_url,
@@ -799,6 +932,49 @@ def _cmd_bench_soak(args: argparse.Namespace, settings: Settings) -> int:
     return _bench(
         args, settings, lambda **common: run_soak(**common, minutes=args.minutes, rate=args.rate, as_json=args.json)
     )
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
+    return value
+
+
+def _camera_counts(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and 0 < int(p) <= 128 for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers from 1 to 128, e.g. 1,4,8")
+    return [int(p) for p in parts]
+
+
+def _cmd_bench_crowd(args: argparse.Namespace, settings: Settings) -> int:
+    from detectors.crowd.bench import run_crowd_bench
+
+    if args.model is not None and not args.model.is_file():
+        raise SystemExit(f"--model {args.model}: no such file")
+    config = _config(args, settings)
+    services = _services(settings, need_broker=False)
+    assert services.database_url
+    try:
+        figures = run_crowd_bench(
+            config=config,
+            database_url=services.database_url,
+            size=args.size,
+            clip_fps=args.fps,
+            sample_fps=args.sample_fps,
+            seconds=args.seconds,
+            cameras=args.cameras,
+            processes=args.processes,
+            model_path=args.model,
+            as_json=args.json,
+        )
+    finally:
+        services.stop()
+    return 0 if any(figures["cameras_kept_up"].values()) else 1  # type: ignore[attr-defined]
 
 
 def _cmd_bench_ingest(args: argparse.Namespace, settings: Settings) -> int:

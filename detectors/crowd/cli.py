@@ -23,7 +23,7 @@ from typing import Any
 
 from detectors.crowd.labels import LabelError, LabelledFrame, load_labels, parse_range, select_range
 
-__all__ = ["register"]
+__all__ = ["parse_size", "register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     cal.add_argument("--cell", type=int, default=16, help="feature cell size in pixels (default 16)")
     cal.add_argument(
         "--size",
-        type=_size,
+        type=parse_size,
         help="WxH to count at, whole cells (default: the frames' size, at most 640 wide: 1920x1080 counts at 640x352)",
     )
     cal.add_argument("--ridge", type=float, default=1.0, help="ridge penalty of the linear count model (default 1)")
@@ -104,7 +104,7 @@ def _frame_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--range", dest="span", type=parse_range, help="only labels at 1-based positions FIRST-LAST")
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_size(text: str) -> tuple[int, int]:
     """``"640x352"`` -> (640, 352)."""
     w, sep, h = text.lower().partition("x")
     if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):

@@ -192,6 +192,26 @@ def counting_cameras(config: WatchpostConfig, only: Sequence[str] | None = None)
     return cams
 
 
+def camera_cost(device: DeviceConfig) -> float:
+    """A camera's share of a worker, roughly: decoding its stream (every frame, sampled or not) about as
+    much as counting two samples a second (``watchpost bench crowd``, 1080p at 25 fps: 3 ms a frame
+    decoded, 30 ms a sample counted); MQTT frames and still images are decoded only when counted."""
+    assert device.crowd is not None
+    streamed = not (device.crowd.from_mqtt or device.crowd.snapshot)
+    return (2.0 if streamed else 0.0) + device.crowd.sample_fps
+
+
+def partition_cameras(cameras: Sequence[DeviceConfig], processes: int) -> list[list[str]]:
+    """Camera ids in at most ``processes`` groups of about equal cost (the costliest first, each to the
+    group that costs least so far); every camera in exactly one group, no group empty."""
+    groups: list[tuple[float, int, list[str]]] = [(0.0, i, []) for i in range(max(1, min(processes, len(cameras))))]
+    for device in sorted(cameras, key=lambda d: (-camera_cost(d), d.id)):
+        cost, i, ids = min(groups)
+        ids.append(device.id)
+        groups[i] = (cost + camera_cost(device), i, ids)
+    return [sorted(ids) for _cost, _i, ids in groups if ids]
+
+
 def zone_frame_size(crowd: CrowdCameraConfig, model: CameraModel) -> tuple[int, int]:
     """The size of the picture a camera's zones are drawn on: configured, else the one the model was calibrated from."""
     if crowd.frame_size:
@@ -364,11 +384,7 @@ class _Camera:
     def status(self) -> CameraStatus:
         state, reason = self._state, self._reason
         frames, errors, reconnects, last = self._frames, self._errors, self._reconnects, self._last_frame
-        source_health: CameraHealth | None = None
-        if self._inbox is not None:
-            source_health = self._inbox.health
-        elif self._stream is not None:
-            source_health = self._stream.health
+        source_health = self.source_health
         if source_health is not None and state not in ("unavailable", "error"):
             state, reason = source_health.state.value, source_health.reason
             errors += source_health.errors
@@ -391,6 +407,12 @@ class _Camera:
             last_error=self._last_error,
             last_error_at=self._last_error_at,
         )
+
+    @property
+    def source_health(self) -> CameraHealth | None:
+        """The frame source's own health now (frames decoded and given out), if it has started."""
+        source = self._inbox if self._inbox is not None else self._stream
+        return source.health if source is not None else None
 
     def _error(self, what: str) -> None:
         self._last_error, self._last_error_at = what, datetime.now(UTC)

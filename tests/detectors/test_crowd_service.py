@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from detectors.crowd import synthetic as syn
-from detectors.crowd.service import TOTAL_ZONE, CrowdWorker, synthetic_model
+from detectors.crowd.service import (
+    TOTAL_ZONE,
+    CrowdWorker,
+    camera_cost,
+    counting_cameras,
+    partition_cameras,
+    synthetic_model,
+)
 from detectors.crowd.snapshot import encode_jpeg
 from ingest.mqtt import Publisher
 from tests.api.conftest import api, api_config, sse_events, start_api  # noqa: F401  (fixtures)
@@ -661,3 +668,25 @@ def test_zones_reloaded_while_counting_are_counted_and_an_unchanged_zone_keeps_i
     frames = _status(worker).frames
     camera(PASSERS, seconds=0.5)
     wait_for(lambda: _status(worker).frames > frames)
+
+
+def test_cameras_are_split_over_processes_by_cost_each_in_exactly_one(config):
+    """A worker's cameras split over processes: each camera in one group, no group empty, the groups' costs
+    within one camera's of each other (a stream, decoded in full, costs more than MQTT frames)."""
+    doc = config.model_dump(mode="json")
+    square = next(d for d in doc["devices"] if d["id"] == CAMERA)
+    for i in range(5):
+        source = f"rtsp://10.2.0.{i}/stream" if i < 3 else "mqtt"
+        doc["devices"].append(
+            {**square, "id": f"cam-{i}", "aliases": [], "crowd": {**square["crowd"], "source": source}}
+        )
+    cameras = counting_cameras(WatchpostConfig.model_validate(doc))
+    ids = sorted(d.id for d in cameras)
+    cost = {d.id: camera_cost(d) for d in cameras}
+    assert cost["cam-0"] > cost["cam-4"]
+    groups = partition_cameras(cameras, 2)
+    assert len(groups) == 2 and sorted(c for g in groups for c in g) == ids
+    totals = [sum(cost[c] for c in g) for g in groups]
+    assert max(totals) - min(totals) <= max(cost.values())
+    assert sorted(partition_cameras(cameras, 50)) == sorted([c] for c in ids)  # at most one process a camera
+    assert partition_cameras(cameras[:1], 4) == [[cameras[0].id]]

@@ -1,5 +1,5 @@
 """The command line: `watchpost parse` prints normalised events or the dead-letter reason with exit 2;
-`watchpost crowd run` counts a camera's frames."""
+`watchpost crowd run` counts a camera's frames, in one process or split over several."""
 
 from __future__ import annotations
 
@@ -81,11 +81,12 @@ def test_crowd_run_refuses_a_camera_that_does_not_count(capsys):
 
 
 @contextmanager
-def _crowd_run(config: WatchpostConfig, path, database_url: str, broker_url: str):
-    """`watchpost crowd run` as a process on ``config`` (written to ``path``), the demo camera's frames published
+def _crowd_run(config: WatchpostConfig, path, database_url: str, broker_url: str, *extra: str):
+    """`watchpost crowd run` as a process on ``config`` (written to ``path``), the demo cameras' frames published
     to it; at the end it gets SIGTERM and the returned dict its output (``out``)."""
     env = {**os.environ, "WATCHPOST_DATABASE_URL": database_url, "WATCHPOST_MQTT_URL": broker_url}
     command = [sys.executable, "-m", "watchpost.cli", "--config", str(write_config(config, path)), "crowd", "run"]
+    command += extra
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     stop = threading.Event()
     frames = FrameSimulator(config=config, broker=BrokerAddress.parse(broker_url))
@@ -116,6 +117,57 @@ def test_crowd_run_counts_frames_published_to_the_camera_and_stops_on_sigterm(
     out = ended["out"]
     assert proc.returncode == 0, out
     assert "crowd worker crowd-0 counting on lotus-cam-square" in out
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux)."""
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_crowd_run_splits_its_cameras_over_processes_and_starts_a_killed_one_again(
+    config, database_url, broker_url, db, tmp_path
+):
+    """`crowd run --processes 2` counts two cameras in two worker processes, each named and writing its own
+    cameras' health; a process killed is started again and counts on, and SIGTERM stops them all."""
+    doc = config.model_dump(mode="json")
+    tag = config.ingest.share_group
+    square = next(d for d in doc["devices"] if d["id"] == "lotus-cam-square")
+    square["crowd"]["topic"] = f"{tag}/cameras/{{device}}/frame"
+    doc["devices"].append({**square, "id": "lotus-cam-square-2", "aliases": [], "name": "广场全景 2"})
+    cfg = WatchpostConfig.model_validate(doc)
+    cameras = ("lotus-cam-square", "lotus-cam-square-2")
+
+    def counted_since(since) -> set[str]:
+        rows = db.execute("SELECT DISTINCT device_id FROM observations WHERE at > %s", (since,)).fetchall()
+        return {d for (d,) in rows}
+
+    with _crowd_run(cfg, tmp_path / "c.yaml", database_url, broker_url, "--processes", "2") as (proc, ended):
+        statuses = wait_for(
+            lambda: all((s := store.camera_statuses(db)).get(c, {}).get("frames", 0) > 0 for c in cameras) and s, 90
+        )
+        assert statuses, "the two cameras were not both counted"
+        assert {statuses[c]["worker"] for c in cameras} == {"crowd-0-1", "crowd-0-2"}
+        first = _children(proc.pid)
+        assert len(first) == 2
+        os.kill(first[0], signal.SIGKILL)
+        since = db.execute("SELECT now()").fetchone()[0]
+        assert wait_for(lambda: len(set(_children(proc.pid)) - set(first)) == 1, 30), "the killed one not restarted"
+        assert wait_for(lambda: counted_since(since) == set(cameras), 90), "a camera stopped counting"
+        running = _children(proc.pid)
+    out = ended["out"]
+    assert proc.returncode == 0, out
+    assert "crowd worker crowd-0: 2 processes" in out
+    assert "ended (exit -9): starting it again in 1 s" in out
+    assert not [p for p in running if os.path.exists(f"/proc/{p}") and "Z" not in _state(p)], "a process was left"
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "gone"
 
 
 def test_crowd_run_takes_up_new_zones_on_sighup_and_refuses_a_broken_configuration(
