@@ -81,6 +81,7 @@ class Step:
     offered_samples_per_s: float
     observations: int  # whole-frame counts stored for the samples taken while measuring
     cpu_cores: float  # the worker's process CPU over the step, in cores
+    behind_s: float  # at the end, the most a camera's reading lagged its stream's clock
     keeps_up: bool
 
     @property
@@ -151,7 +152,7 @@ def run_crowd_bench(
             out("")
             out(
                 "processes  cameras  decoded/s (offered)  counted/s (offered)  observations"
-                "  CPU cores  per camera  keeps up"
+                "  CPU cores  per camera  behind  keeps up"
             )
             for p in processes:
                 measure = lambda n, p=p: _step(  # noqa: E731
@@ -370,7 +371,7 @@ def _step(
         raise RuntimeError(f"a bench worker process failed: {failed[0]}")
     observations = 0
     with store.connect(db_url) as conn:
-        for _kind, ids, *_counts, w0, w1 in done:
+        for _kind, ids, *_counts, w0, w1, _behind_s in done:
             row = conn.execute(
                 "SELECT count(*) FROM observations WHERE device_id = ANY(%s) AND zone = %s"
                 " AND at >= to_timestamp(%s) AND at < to_timestamp(%s)",
@@ -392,6 +393,7 @@ def _step(
         offered_samples_per_s=offered_samples,
         observations=observations,
         cpu_cores=round(cpu, 3),
+        behind_s=round(max(d[8] for d in done), 2),
         keeps_up=decoded >= _KEEP_UP * offered_frames and counted >= _KEEP_UP * offered_samples,
     )
 
@@ -429,18 +431,24 @@ def _worker_process(
         d0, c0, cpu0, t0, w0 = *_totals(worker), time.process_time(), time.monotonic(), time.time()
         time.sleep(seconds)
         d1, c1, cpu1, t1, w1 = *_totals(worker), time.process_time(), time.monotonic(), time.time()
+        behind = _behind(worker)
     except Exception as exc:  # the process boundary: say why to the bench
         results.put(("failed", f"{type(exc).__name__}: {exc}"))
         return
     finally:
         worker.stop()  # writes what it still holds
-    results.put(("done", ids, d1 - d0, c1 - c0, cpu1 - cpu0, t1 - t0, w0, w1))
+    results.put(("done", ids, d1 - d0, c1 - c0, cpu1 - cpu0, t1 - t0, w0, w1, behind))
 
 
 def _totals(worker: CrowdWorker) -> tuple[int, int]:
     """Frames decoded and frames given out to counting, over the worker's cameras."""
     healths = [h for h in (c.source_health for c in worker.cameras) if h is not None]
     return sum(h.decoded for h in healths), sum(h.frames for h in healths)
+
+
+def _behind(worker: CrowdWorker) -> float:
+    """The most any of the worker's cameras is behind its stream now (seconds)."""
+    return max((h.behind_s for h in (c.source_health for c in worker.cameras) if h is not None), default=0.0)
 
 
 def _ladder(
@@ -453,7 +461,8 @@ def _ladder(
         out(
             f"{s.processes:9d}  {s.cameras:7d}  {s.decoded_per_s:8.1f} ({s.offered_frames_per_s:7.1f})"
             f"  {s.counted_per_s:9.2f} ({s.offered_samples_per_s:6.1f})  {s.observations:12d}"
-            f"  {s.cpu_cores:9.2f}  {100 * s.cpu_per_camera:8.1f} %  {'yes' if s.keeps_up else 'no'}"
+            f"  {s.cpu_cores:9.2f}  {100 * s.cpu_per_camera:8.1f} %  {s.behind_s:4.1f} s"
+            f"  {'yes' if s.keeps_up else 'no'}"
         )
         return s
 

@@ -117,6 +117,7 @@ class CameraHealth:
     frames: int  # frames given out (the sampled ones)
     errors: int = 0  # frames refused (corrupt, too large, not JPEG)
     decoded: int = 0  # frames read from a stream or file, sampled or not (each one costs decoding)
+    behind_s: float = 0.0  # how far reading lags the stream's own clock (frames waiting to be read)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -394,6 +395,7 @@ class _Health:
         self.frames = 0
         self.errors = 0
         self.decoded = 0
+        self.behind_s = 0.0
 
     def snapshot(self) -> CameraHealth:
         return CameraHealth(
@@ -405,11 +407,36 @@ class _Health:
             frames=self.frames,
             errors=self.errors,
             decoded=self.decoded,
+            behind_s=round(self.behind_s, 2),
         )
 
 
 _SINGLE_FRAME_CONNECTIONS = 3  # one picture per connection this many times in a row: a snapshot URL
 _PACE_SLACK_S = 1.0  # a paced file further behind its clock than this starts its clock again
+
+
+class _Lag:
+    """How far a reader is behind a stream: how much more wall time than stream time has passed since
+    the reader last caught up. It has caught up when a grab had to wait for the next frame (then no
+    frame is waiting to be read), or at the first frame; a stream's first second often arrives at
+    once from the camera's buffer, which only lowers the mark. Streams whose times are not real (an
+    MJPEG stream's are its frame numbers at a nominal rate) wait at every grab, so they are never
+    taken for behind; a stream time that goes back (a looped file) starts again. A file played as live
+    never waits for a frame: its lateness is counted on its own clock from its first frame."""
+
+    def __init__(self) -> None:
+        self._mark: float | None = None  # wall minus stream time when last caught up
+        self._last_pos = 0.0
+
+    def behind(self, wall: float, pos: float, *, waited: bool) -> float:
+        if pos <= 0:  # the reader gives no stream time
+            return 0.0
+        gap = wall - pos
+        if self._mark is None or waited or pos < self._last_pos - 1.0:
+            self._mark = gap
+        self._last_pos = pos
+        self._mark = min(self._mark, gap)
+        return gap - self._mark
 
 
 class _LiveSource:
@@ -490,8 +517,10 @@ class StreamSource(_LiveSource):
                     log.info("stream connected source=%s after_failures=%d", self.shown, failures)
                 self._health.state = HealthState.OK
                 self._health.reason = None
-                period = 1.0 / (cap.get(cv2.CAP_PROP_FPS) or 25.0) if self._pace else 0.0
+                frame_s = 1.0 / (cap.get(cv2.CAP_PROP_FPS) or 25.0)
+                period = frame_s if self._pace else 0.0
                 due = _time.monotonic()
+                lag = _Lag()
                 try:
                     while not self._stopped:
                         if period:
@@ -507,6 +536,7 @@ class StreamSource(_LiveSource):
                         # every frame of a stream is decoded (grab), but only a sampled one is converted
                         # to BGR (retrieve): a 1080p H.264 frame costs 1.8x as much read as grabbed
                         ok = cap.grab()
+                        grabbed = _time.monotonic()
                         now = self._clock()
                         take = ok and self._sampler.take(now)
                         image = cap.retrieve()[1] if take else None
@@ -519,6 +549,11 @@ class StreamSource(_LiveSource):
                             break
                         got_frames = True
                         self._health.decoded += 1
+                        pos = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000
+                        # a network stream's grab that took half a frame's time waited for the frame; a
+                        # paced file's lateness is on its own clock, which a restart of the pacing keeps
+                        waited = not period and grabbed - asked > 0.5 * frame_s
+                        self._health.behind_s = lag.behind(grabbed, pos, waited=waited)
                         failures = 0
                         delay = self._backoff_initial
                         if not take:

@@ -91,6 +91,9 @@ _VIEW_FRAMES = 5  # frames in a row that fail (or pass) the view check before th
 # --- what the cameras hand the recorder --------------------------------------------------------
 
 
+_BEHIND_S = 5.0  # a stream read this far behind its own clock is reported: the worker does not keep up
+
+
 @dataclass(frozen=True, slots=True)
 class _RuleRef:
     """What :func:`detectors.rules.draft_for` needs of a rule: its name, alert type and severities."""
@@ -343,6 +346,7 @@ class _Camera:
         self._held: str | None = None  # why the counts are held (the view is not the calibrated scene)
         self._held_since = 0.0
         self._view_bad = self._view_good = 0  # frames in a row failing / passing the view check
+        self._behind = False  # reading the stream lags its clock by _BEHIND_S or more
         self._pending: DeviceConfig | None = None  # new zones from a reload, for the camera's own thread
         self._pending_lock = threading.Lock()
         self.counters: list[tuple[Counter, list[Zone], CameraModel]] = []  # day model first (see _setup)
@@ -389,8 +393,17 @@ class _Camera:
             state, reason = source_health.state.value, source_health.reason
             errors += source_health.errors
             reconnects += source_health.reconnects
+        behind = source_health.behind_s if source_health is not None else 0.0
+        if behind >= _BEHIND_S and not self._behind:
+            log.warning("crowd camera falling behind its stream: device=%s behind_s=%.1f", self.device.id, behind)
+        self._behind = behind >= _BEHIND_S
         if state == HealthState.OK.value and self._held is not None:
             state, reason = "held", f"counts held: {self._held}"
+        elif state == HealthState.OK.value and self._behind:
+            reason = (
+                f"counting {behind:.0f} s behind the live stream: this worker has more cameras than it keeps up"
+                " with (watchpost bench crowd; crowd run --processes, or a camera's sub-stream)"
+            )
         elif state == HealthState.OK.value and self.counters and self.counter is not self.counters[0][0]:
             reason = "counting with the night model (crowd.night_model)"
         return CameraStatus(

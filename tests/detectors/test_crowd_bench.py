@@ -53,6 +53,7 @@ def _step(n: int, limit: int) -> Step:
         offered_samples_per_s=2.0 * n,
         observations=2 * n,
         cpu_cores=0.1 * n,
+        behind_s=0.0 if keeps else 3.0,
         keeps_up=keeps,
     )
 

@@ -20,6 +20,7 @@ from detectors.crowd.capture import (
     HealthState,
     SnapshotSource,
     StreamSource,
+    _Lag,
     decode_image,
     decode_jpeg,
     jpeg_dimensions,
@@ -229,7 +230,7 @@ def test_stream_sampling_keeps_the_configured_rate_and_converts_only_the_sampled
     path_frames = syn.video(20, seed=2)
     retrieved: list[int] = []
 
-    class _Capture:  # a fake of OpenCV's grab/retrieve, to count them: timed frames without a camera
+    class _Capture:  # a fake of OpenCV's grab/retrieve/get, to count them: timed frames without a camera
         def __init__(self) -> None:
             self.i = 0
 
@@ -245,6 +246,9 @@ def test_stream_sampling_keeps_the_configured_rate_and_converts_only_the_sampled
         def retrieve(self):
             retrieved.append(self.i - 1)
             return True, path_frames[self.i - 1].image
+
+        def get(self, prop: int) -> float:  # the stream's frame rate and the time of the frame just grabbed
+            return 10.0 if prop == cv2.CAP_PROP_FPS else self.i * 100.0
 
         def release(self) -> None:
             self.i = len(path_frames) + 1
@@ -300,6 +304,40 @@ def test_a_file_played_as_live_keeps_its_frame_rate_when_counting_is_slow_at_tim
     elapsed = time.monotonic() - started
     assert source.health.decoded == 100
     assert 1.9 < elapsed < 2.3  # 2 s of frames; without making up, 10 x 30 ms more would be lost
+
+
+def test_how_far_a_reader_is_behind_its_stream_is_measured_from_when_it_last_caught_up():
+    """Behind is the wall time passed beyond the stream's time since a grab last had to wait for its frame;
+    a first burst of buffered frames and a stream time that goes back (a looped file) are not lag."""
+    lag = _Lag()
+    assert lag.behind(100.0, 5.0, waited=False) == 0.0
+    assert lag.behind(100.1, 6.0, waited=False) == 0.0  # the camera's buffered first second, read at once
+    assert lag.behind(101.1, 6.5, waited=False) == pytest.approx(0.5)  # 1 s of wall for 0.5 s of stream
+    assert lag.behind(103.1, 7.5, waited=False) == pytest.approx(1.5)
+    assert lag.behind(103.3, 7.6, waited=True) == 0.0  # it waited for this frame: nothing was queued
+    assert lag.behind(104.3, 0.1, waited=False) == 0.0  # the file started again
+    assert lag.behind(105.3, 0.0, waited=False) == 0.0  # no stream time at all: no measure
+
+
+def test_a_reader_slower_than_its_stream_is_reported_behind_and_an_mjpeg_stream_never_is(tmp_path):
+    """A file read as live by a consumer slower than its frame rate falls behind by the stream time it has
+    not read yet; an MJPEG camera (whose frame times are only numbers at a nominal 25 fps) sending 10 frames
+    a second to a reader that keeps up is not behind."""
+    path = tmp_path / "clip.avi"
+    _video(path, frames=120, fps=50.0)
+    source = StreamSource(str(path), pace=True, max_attempts=1)
+    for frame in source:
+        time.sleep(0.05)  # 20 frames a second read of a 50 fps stream
+        if frame.index == 59:
+            break
+    assert source.health.behind_s > 1.0  # 3 s of reading for 1.2 s of stream
+    frames = [encode_jpeg(syn.background(), quality=80)] * 40
+    with MjpegCamera(frames, fps=10) as camera:
+        mjpeg = StreamSource(camera.url, max_attempts=1)
+        for frame in mjpeg:
+            if frame.index == 29:
+                break
+        assert mjpeg.health.decoded == 30 and mjpeg.health.behind_s < 0.5
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

@@ -403,6 +403,32 @@ def test_a_camera_read_from_its_rtsp_stream_is_counted(config, database_url, db,
             w.stop()
 
 
+def test_a_camera_read_behind_its_stream_says_so_in_its_health(config, database_url, model, tmp_path):
+    """A camera whose stream is read 5 s or more behind its own clock (the worker has more cameras than it
+    keeps up with) stays ok but says how far behind, and what to do."""
+    from detectors.crowd.capture import StreamSource
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 50.0, (syn.WIDTH, syn.HEIGHT))
+    for f in syn.video(150, seed=2):
+        writer.write(f.image)
+    writer.release()
+    doc = config.model_dump(mode="json")
+    next(d for d in doc["devices"] if d["id"] == CAMERA)["crowd"]["source"] = str(path)
+    cfg = WatchpostConfig.model_validate(doc)
+    worker = CrowdWorker(config=cfg, database_url=database_url, broker=None, models={CAMERA: model})
+    camera = next(c for c in worker.cameras if c.device.id == CAMERA)
+    source = StreamSource(str(path), pace=True, max_attempts=1)
+    camera._stream, camera._state = source, "ok"  # the camera's own source, read here by a slow consumer
+    for frame in source:
+        time.sleep(0.1)  # 10 frames a second of a 50 fps stream: 0.08 s more behind at every frame
+        if frame.index == 75:
+            break
+    status = camera.status()
+    assert status.state == "ok"
+    assert "s behind the live stream" in status.reason and "crowd run --processes" in status.reason
+
+
 def test_a_dead_stream_is_reported_and_retried_while_other_cameras_count(
     config, database_url, broker, db, model, camera
 ):
