@@ -201,6 +201,12 @@ def _parser() -> argparse.ArgumentParser:
     b_crowd.add_argument(
         "--model", type=Path, help="count with this camera model (default: one calibrated on the synthetic scene)"
     )
+    b_crowd.add_argument(
+        "--codec",
+        choices=("auto", "h264", "mp4v"),
+        default="auto",
+        help="the clip's codec (auto: H.264 where GStreamer's x264 is installed, else MPEG-4 part 2)",
+    )
     b_crowd.add_argument("--json", action="store_true", help="print one JSON object")
     b_crowd.set_defaults(handler=_cmd_bench_crowd)
 
@@ -970,6 +976,7 @@ def _cmd_bench_crowd(args: argparse.Namespace, settings: Settings) -> int:
             cameras=args.cameras,
             processes=args.processes,
             model_path=args.model,
+            codec=args.codec,
             as_json=args.json,
         )
     finally:

@@ -1,7 +1,8 @@
 """``watchpost bench crowd``: how many cameras one crowd worker counts, beside what decoding alone allows.
 
 In one run, on a synthetic clip (the generated scene of people-sized figures, enlarged to the
-camera's resolution and written as an MPEG-4 file: no real footage) and a camera model calibrated
+camera's resolution and written as H.264 where GStreamer's x264 is installed, else as MPEG-4
+part 2: no real footage) and a camera model calibrated
 on the same scene as a real camera's would be (the density trees, at the working size):
 
 1. the ceilings, in CPU time on this machine: decoding alone (every frame of a stream must be
@@ -26,6 +27,9 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,6 +52,7 @@ from watchpost.model import TOTAL_ZONE
 
 __all__ = ["Ceilings", "Step", "run_crowd_bench"]
 
+_CODECS = {"h264": "H.264", "mp4v": "MPEG-4 part 2"}
 _KEEP_UP = 0.98  # share of the offered frames and samples a worker must handle to keep up (a live stream
 # read slower than it sends falls further behind every second)
 _MAX_CAMERAS = 128
@@ -102,6 +107,7 @@ def run_crowd_bench(
     processes: Sequence[int] | None = None,
     model_path: Path | None = None,
     method: str = "trees",
+    codec: str = "auto",
     as_json: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> dict[str, object]:
@@ -120,9 +126,9 @@ def run_crowd_bench(
         clip_s = warmup_s + seconds + 6.0  # longer than a step: a file that ends is reopened after a pause
         clip = Path(tmp) / "clip.mp4"
         started = time.monotonic()
-        _write_clip(clip, size, clip_fps, clip_s)
+        written = _write_clip(clip, size, clip_fps, clip_s, codec)
         out(
-            f"bench crowd: a synthetic {width}x{height} clip at {clip_fps:g} fps (MPEG-4 part 2, {clip_s:.0f} s,"
+            f"bench crowd: a synthetic {width}x{height} clip at {clip_fps:g} fps ({_CODECS[written]}, {clip_s:.0f} s,"
             f" written in {time.monotonic() - started:.1f} s), sampled at {sample_fps:g} fps, {cores} core(s)"
         )
         started = time.monotonic()
@@ -167,7 +173,7 @@ def run_crowd_bench(
         "size": f"{width}x{height}",
         "clip_fps": clip_fps,
         "sample_fps": sample_fps,
-        "codec": "mp4v",
+        "codec": written,
         "model_method": model.fit.get("method"),
         "working_size": f"{model.width}x{model.height}",
         "cores": cores,
@@ -200,16 +206,82 @@ def run_crowd_bench(
 # --- the clip and the ceilings --------------------------------------------------------------------
 
 
-def _write_clip(path: Path, size: tuple[int, int], fps: float, seconds: float) -> None:
-    """The synthetic scene (people walking and standing), enlarged to ``size``, as an MPEG-4 file."""
+_H264 = r"""
+import sys
+import gi
+gi.require_version("Gst", "1.0")
+from gi.repository import Gst
+Gst.init(None)
+pattern, fps, last, out = sys.argv[1:5]
+pipeline = Gst.parse_launch(
+    f'multifilesrc location="{pattern}" index=0 stop-index={last} caps="image/jpeg,framerate={fps}/1"'
+    " ! jpegdec ! videoconvert ! video/x-raw,format=I420"
+    f" ! x264enc speed-preset=veryfast key-int-max={fps} bitrate=4000 ! video/x-h264,profile=main"
+    f' ! mp4mux ! filesink location="{out}"'
+)
+pipeline.set_state(Gst.State.PLAYING)
+message = pipeline.get_bus().timed_pop_filtered(Gst.CLOCK_TIME_NONE, Gst.MessageType.EOS | Gst.MessageType.ERROR)
+pipeline.set_state(Gst.State.NULL)
+sys.exit(0 if message.type == Gst.MessageType.EOS else 1)
+"""
+
+
+def _system_python() -> str | None:
+    """The system's Python (where GStreamer's bindings are), if it is not this one."""
+    for candidate in ("/usr/bin/python3", shutil.which("python3")):
+        if candidate and Path(candidate).exists() and Path(candidate).resolve() != Path(sys.executable).resolve():
+            return candidate
+    return None
+
+
+def _write_clip(path: Path, size: tuple[int, int], fps: float, seconds: float, codec: str = "auto") -> str:
+    """The synthetic scene (people walking and standing), enlarged to ``size``, as a video file; the codec
+    written: H.264 as cameras send (GStreamer's x264 through the system's Python, when it is there: the
+    OpenCV wheel writes no H.264) or MPEG-4 part 2 (``mp4v``)."""
+    frames = [cv2.resize(f.image, size, interpolation=cv2.INTER_LINEAR) for f in _scene(fps, seconds)]
+    if codec in ("auto", "h264"):
+        python = _system_python()
+        with tempfile.TemporaryDirectory(prefix="watchpost-clip-") as folder:
+            for i, image in enumerate(frames):
+                cv2.imwrite(str(Path(folder) / f"f{i:05d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            done = (
+                subprocess.run(
+                    [
+                        python,
+                        "-c",
+                        _H264,
+                        str(Path(folder) / "f%05d.jpg"),
+                        str(round(fps)),
+                        str(len(frames) - 1),
+                        str(path),
+                    ],
+                    capture_output=True,
+                    timeout=600,
+                )
+                if python
+                else None
+            )
+        if done is not None and done.returncode == 0 and path.is_file() and path.stat().st_size > 0:
+            return "h264"
+        if codec == "h264":
+            why = done.stderr.decode(errors="replace").strip()[-300:] if done is not None else "no system python3"
+            raise RuntimeError(
+                "cannot write H.264 here: GStreamer's x264 through the system's Python is needed (python3-gi,"
+                f" gstreamer1.0-plugins-good, gstreamer1.0-plugins-ugly): {why}"
+            )
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     if not writer.isOpened():
         raise RuntimeError("OpenCV cannot write an MPEG-4 file here (its FFmpeg lacks the mp4v encoder)")
     try:
-        for frame in syn.video(int(round(fps * seconds)), seed=3, max_people=16):
-            writer.write(cv2.resize(frame.image, size, interpolation=cv2.INTER_LINEAR))
+        for image in frames:
+            writer.write(image)
     finally:
         writer.release()
+    return "mp4v"
+
+
+def _scene(fps: float, seconds: float) -> list[syn.SyntheticFrame]:
+    return syn.video(int(round(fps * seconds)), seed=3, max_people=16)
 
 
 def _cpu_per_item(work: Callable[[], int]) -> float:
@@ -411,7 +483,7 @@ def _worker_process(
 ) -> None:
     """One crowd worker process of a step: start, wait for the others, warm up, measure, report."""
     try:
-        logging.getLogger("watchpost.crowd").setLevel(logging.WARNING)
+        logging.getLogger("watchpost.crowd").setLevel(logging.ERROR)  # "falling behind" is the table's column
         model = CameraModel.load(Path(model_file))
         worker = CrowdWorker(
             config=WatchpostConfig.model_validate(doc),

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import pytest
 
-from detectors.crowd.bench import Step, _ladder, run_crowd_bench
+from detectors.crowd.bench import Step, _ladder, _write_clip, run_crowd_bench
 from watchpost.cli import main
 
 
@@ -25,6 +26,7 @@ def test_the_bench_counts_each_camera_through_a_worker_and_stores_its_samples(co
         cameras=[1, 2],
         processes=[1, 2],
         method="linear",
+        codec="mp4v",
         as_json=True,
     )
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -76,3 +78,24 @@ def test_bench_crowd_refuses_bad_sizes_and_counts_with_a_usage_error(capsys):
             main(["bench", "crowd", *args])
         assert stopped.value.code == 2
         assert args[1] in capsys.readouterr().err
+
+
+def test_the_clip_is_h264_where_gstreamer_can_write_it_and_mpeg4_otherwise(tmp_path):
+    """The bench's clip is H.264, as cameras send, where GStreamer's x264 is installed (read back by OpenCV
+    frame for frame); asked for MPEG-4 part 2, or without GStreamer, it is that."""
+    from tests.camera_rtsp import rtsp_unavailable
+
+    mp4v = tmp_path / "a.mp4"
+    assert _write_clip(mp4v, (320, 192), 25.0, 1.0, "mp4v") == "mp4v"
+    if why := rtsp_unavailable("h264"):
+        pytest.skip(why)
+    h264 = tmp_path / "b.mp4"
+    assert _write_clip(h264, (320, 192), 25.0, 1.0, "auto") == "h264"
+    for path, fourccs in ((mp4v, {"mp4v", "FMP4"}), (h264, {"avc1", "h264", "H264"})):
+        cap = cv2.VideoCapture(str(path))
+        code = int(cap.get(cv2.CAP_PROP_FOURCC))
+        assert code.to_bytes(4, "little").decode() in fourccs
+        frames = 0
+        while cap.grab():
+            frames += 1
+        assert frames == 25 and (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 192)
