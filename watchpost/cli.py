@@ -581,10 +581,6 @@ def _processes(text: str) -> int:
     return int(text)
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def _crowd_processes(args: argparse.Namespace, services, groups: list[list[str]]) -> int:  # type: ignore[no-untyped-def]
     """Supervise one ``crowd run`` process per group of cameras: SIGHUP and SIGTERM are passed on, and a
     process that ends by itself is started again (after 1 s, doubling to 60 s while it keeps failing).
@@ -662,7 +658,7 @@ def _crowd_processes(args: argparse.Namespace, services, groups: list[list[str]]
 
 
 def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from detectors.crowd.service import CrowdWorker, counting_cameras, partition_cameras
+    from detectors.crowd.service import CrowdWorker, auto_processes, counting_cameras, partition_cameras
     from ingest.mqtt import BrokerAddress, LinkState
 
     config = _config(args, settings)
@@ -681,9 +677,7 @@ def _cmd_crowd_run(args: argparse.Namespace, settings: Settings) -> int:
             pass
         return 0
     needs_broker = any(d.crowd is not None and d.crowd.from_mqtt for d in cameras)
-    # auto: a process per two cores (a process's counting threads share one interpreter lock, which lets
-    # two cores' worth of cameras through: `watchpost bench crowd`), at most one per camera
-    groups = partition_cameras(cameras, args.processes or max(1, _cores() // 2))
+    groups = partition_cameras(cameras, args.processes or auto_processes())  # at most one per camera
     services = _services(settings, need_broker=needs_broker)
     assert services.database_url
     try:

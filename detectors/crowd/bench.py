@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import os
 import shutil
 import subprocess
 import sys
@@ -45,7 +44,7 @@ import numpy as np
 from detectors.crowd import synthetic as syn
 from detectors.crowd.camera import CameraModel
 from detectors.crowd.counting import Counter
-from detectors.crowd.service import CrowdWorker, counting_cameras, partition_cameras
+from detectors.crowd.service import CrowdWorker, counting_cameras, partition_cameras, usable_cores
 from watchpost import store
 from watchpost.config import WatchpostConfig
 from watchpost.model import TOTAL_ZONE
@@ -109,7 +108,6 @@ def run_crowd_bench(
     method: str = "trees",
     codec: str = "auto",
     as_json: bool = False,
-    say: Callable[[str], None] | None = None,
 ) -> dict[str, object]:
     """Run the measurements and print them (or one JSON object); return the figures.
 
@@ -118,8 +116,8 @@ def run_crowd_bench(
     core); ``model_path`` counts with that camera model instead of one calibrated on the
     synthetic scene (``method`` ``trees`` as a real camera's, or ``linear``, cheaper).
     """
-    out = say or ((lambda _line: None) if as_json else (lambda line: print(line, flush=True)))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    out = (lambda _line: None) if as_json else (lambda line: print(line, flush=True))
+    cores = usable_cores()
     processes = list(processes or sorted({1, cores}))
     width, height = size
     with tempfile.TemporaryDirectory(prefix="watchpost-bench-crowd-") as tmp:
@@ -238,7 +236,8 @@ def _write_clip(path: Path, size: tuple[int, int], fps: float, seconds: float, c
     """The synthetic scene (people walking and standing), enlarged to ``size``, as a video file; the codec
     written: H.264 as cameras send (GStreamer's x264 through the system's Python, when it is there: the
     OpenCV wheel writes no H.264) or MPEG-4 part 2 (``mp4v``)."""
-    frames = [cv2.resize(f.image, size, interpolation=cv2.INTER_LINEAR) for f in _scene(fps, seconds)]
+    scene = syn.video(int(round(fps * seconds)), seed=3, max_people=16)
+    frames = [cv2.resize(f.image, size, interpolation=cv2.INTER_LINEAR) for f in scene]
     if codec in ("auto", "h264"):
         python = _system_python()
         with tempfile.TemporaryDirectory(prefix="watchpost-clip-") as folder:
@@ -278,10 +277,6 @@ def _write_clip(path: Path, size: tuple[int, int], fps: float, seconds: float, c
     finally:
         writer.release()
     return "mp4v"
-
-
-def _scene(fps: float, seconds: float) -> list[syn.SyntheticFrame]:
-    return syn.video(int(round(fps * seconds)), seed=3, max_people=16)
 
 
 def _cpu_per_item(work: Callable[[], int]) -> float:

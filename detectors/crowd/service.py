@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import threading
 import time
@@ -86,12 +87,10 @@ _RETENTION_EVERY_S = 3600.0
 _MAX_PENDING_OBSERVATIONS = 100_000  # while the database is away; the oldest go first beyond this
 _OBSERVATION_BATCH = 5000
 _VIEW_FRAMES = 5  # frames in a row that fail (or pass) the view check before the counts are held (or resumed)
+_BEHIND_S = 5.0  # a stream read this far behind its own clock is reported: the worker does not keep up
 
 
 # --- what the cameras hand the recorder --------------------------------------------------------
-
-
-_BEHIND_S = 5.0  # a stream read this far behind its own clock is reported: the worker does not keep up
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +202,18 @@ def camera_cost(device: DeviceConfig) -> float:
     assert device.crowd is not None
     streamed = not (device.crowd.from_mqtt or device.crowd.snapshot)
     return (2.0 if streamed else 0.0) + device.crowd.sample_fps
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def auto_processes() -> int:
+    """Worker processes for ``crowd run --processes auto``: one per two cores (a process's counting threads
+    share one interpreter lock, which lets about two cores' worth of cameras through: ``watchpost bench
+    crowd``)."""
+    return max(1, usable_cores() // 2)
 
 
 def partition_cameras(cameras: Sequence[DeviceConfig], processes: int) -> list[list[str]]:
