@@ -203,9 +203,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     b_crowd.add_argument(
         "--codec",
-        choices=("auto", "h264", "mp4v"),
+        choices=("auto", "h264", "h265", "mp4v"),
         default="auto",
-        help="the clip's codec (auto: H.264 where GStreamer's x264 is installed, else MPEG-4 part 2)",
+        help="the clip's codec (auto: H.264 where PyAV is installed, else MPEG-4 part 2)",
     )
     b_crowd.add_argument("--json", action="store_true", help="print one JSON object")
     b_crowd.set_defaults(handler=_cmd_bench_crowd)

@@ -1,7 +1,7 @@
 """``watchpost bench crowd``: how many cameras one crowd worker counts, beside what decoding alone allows.
 
 In one run, on a synthetic clip (the generated scene of people-sized figures, enlarged to the
-camera's resolution and written as H.264 where GStreamer's x264 is installed, else as MPEG-4
+camera's resolution and written as H.264 (or H.265) where PyAV is installed, else as MPEG-4
 part 2: no real footage) and a camera model calibrated
 on the same scene as a real camera's would be (the density trees, at the working size):
 
@@ -26,9 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing as mp
-import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -51,7 +48,7 @@ from watchpost.model import TOTAL_ZONE
 
 __all__ = ["Ceilings", "Step", "run_crowd_bench"]
 
-_CODECS = {"h264": "H.264", "mp4v": "MPEG-4 part 2"}
+_CODECS = {"h264": "H.264", "h265": "H.265", "mp4v": "MPEG-4 part 2"}
 _KEEP_UP = 0.98  # share of the offered frames and samples a worker must handle to keep up (a live stream
 # read slower than it sends falls further behind every second)
 _MAX_CAMERAS = 128
@@ -204,70 +201,26 @@ def run_crowd_bench(
 # --- the clip and the ceilings --------------------------------------------------------------------
 
 
-_H264 = r"""
-import sys
-import gi
-gi.require_version("Gst", "1.0")
-from gi.repository import Gst
-Gst.init(None)
-pattern, fps, last, out = sys.argv[1:5]
-pipeline = Gst.parse_launch(
-    f'multifilesrc location="{pattern}" index=0 stop-index={last} caps="image/jpeg,framerate={fps}/1"'
-    " ! jpegdec ! videoconvert ! video/x-raw,format=I420"
-    f" ! x264enc speed-preset=veryfast key-int-max={fps} bitrate=4000 ! video/x-h264,profile=main"
-    f' ! mp4mux ! filesink location="{out}"'
-)
-pipeline.set_state(Gst.State.PLAYING)
-message = pipeline.get_bus().timed_pop_filtered(Gst.CLOCK_TIME_NONE, Gst.MessageType.EOS | Gst.MessageType.ERROR)
-pipeline.set_state(Gst.State.NULL)
-sys.exit(0 if message.type == Gst.MessageType.EOS else 1)
-"""
-
-
-def _system_python() -> str | None:
-    """The system's Python (where GStreamer's bindings are), if it is not this one."""
-    for candidate in ("/usr/bin/python3", shutil.which("python3")):
-        if candidate and Path(candidate).exists() and Path(candidate).resolve() != Path(sys.executable).resolve():
-            return candidate
-    return None
-
-
 def _write_clip(path: Path, size: tuple[int, int], fps: float, seconds: float, codec: str = "auto") -> str:
     """The synthetic scene (people walking and standing), enlarged to ``size``, as a video file; the codec
-    written: H.264 as cameras send (GStreamer's x264 through the system's Python, when it is there: the
-    OpenCV wheel writes no H.264) or MPEG-4 part 2 (``mp4v``)."""
+    written: H.264 or H.265 as cameras send (x264 and x265 through PyAV, the ``av`` package, when it is
+    installed: the OpenCV wheel writes neither), else MPEG-4 part 2 (``mp4v``). ``auto`` is H.264 where
+    it can be written."""
     scene = syn.video(int(round(fps * seconds)), seed=3, max_people=16)
     frames = [cv2.resize(f.image, size, interpolation=cv2.INTER_LINEAR) for f in scene]
-    if codec in ("auto", "h264"):
-        python = _system_python()
-        with tempfile.TemporaryDirectory(prefix="watchpost-clip-") as folder:
-            for i, image in enumerate(frames):
-                cv2.imwrite(str(Path(folder) / f"f{i:05d}.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-            done = (
-                subprocess.run(
-                    [
-                        python,
-                        "-c",
-                        _H264,
-                        str(Path(folder) / "f%05d.jpg"),
-                        str(round(fps)),
-                        str(len(frames) - 1),
-                        str(path),
-                    ],
-                    capture_output=True,
-                    timeout=600,
-                )
-                if python
-                else None
-            )
-        if done is not None and done.returncode == 0 and path.is_file() and path.stat().st_size > 0:
-            return "h264"
-        if codec == "h264":
-            why = done.stderr.decode(errors="replace").strip()[-300:] if done is not None else "no system python3"
-            raise RuntimeError(
-                "cannot write H.264 here: GStreamer's x264 through the system's Python is needed (python3-gi,"
-                f" gstreamer1.0-plugins-good, gstreamer1.0-plugins-ugly): {why}"
-            )
+    if codec in ("auto", "h264", "h265"):
+        try:
+            import av  # optional: the bench's H.264/H.265 writer (in the test extra)
+        except ImportError:
+            if codec != "auto":
+                raise RuntimeError(
+                    f"cannot write {_CODECS[codec]} here: PyAV is needed (pip install av, or the test extra:"
+                    " pip install -e '.[test]')"
+                ) from None
+        else:
+            written = "h264" if codec == "auto" else codec
+            write_camera_video(av, path, frames, fps, written)
+            return written
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
     if not writer.isOpened():
         raise RuntimeError("OpenCV cannot write an MPEG-4 file here (its FFmpeg lacks the mp4v encoder)")
@@ -277,6 +230,28 @@ def _write_clip(path: Path, size: tuple[int, int], fps: float, seconds: float, c
     finally:
         writer.release()
     return "mp4v"
+
+
+def write_camera_video(av: Any, path: Path, frames: Sequence[np.ndarray], fps: float, codec: str) -> None:
+    """``frames`` (BGR) as an MP4 file of ``codec`` ("h264" or "h265") encoded as an IP camera's stream is:
+    4 Mbit/s at 1080p (scaled by the picture's area), a key frame every second, no B-frames (cameras
+    send none, so that a late joiner decodes at once); H.265 tagged ``hvc1``, as RTP payloaders take it."""
+    height, width = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream({"h264": "libx264", "h265": "libx265"}[codec], rate=round(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.bit_rate = max(250_000, round(4_000_000 * width * height / (1920 * 1080)))
+        keyint = max(1, round(fps))
+        if codec == "h264":
+            stream.options = {"preset": "veryfast", "profile": "main", "g": str(keyint), "bf": "0"}
+        else:
+            stream.codec_tag = "hvc1"
+            stream.options = {"preset": "veryfast", "x265-params": f"log-level=error:keyint={keyint}:bframes=0"}
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
 
 
 def _cpu_per_item(work: Callable[[], int]) -> float:

@@ -624,10 +624,11 @@ def test_an_mjpeg_http_stream_is_read_and_a_camera_that_stalls_is_lost_then_dead
     assert lost == ["stream lost after 4 frames: stalled, no frame for 2 s"]
 
 
-@pytest.mark.parametrize("codec", ["h264", "jpeg"])
+@pytest.mark.parametrize("codec", ["h264", "h265", "jpeg"])
 def test_an_rtsp_camera_is_read_and_when_it_goes_away_is_reconnected_then_dead(tmp_path, codec):
-    """A camera's RTSP stream (H.264 or RTP/JPEG from a real RTSP server) is decoded frame by frame; when the camera
-    goes away the stream is lost, reconnection is tried with backoff and fails, and the source ends dead saying why."""
+    """A camera's RTSP stream (H.264, H.265 or RTP/JPEG from a real RTSP server) is decoded frame by frame; when the
+    camera goes away the stream is lost, reconnection is tried with backoff and fails, and the source ends dead saying
+    why."""
     from tests.camera_rtsp import RtspCamera, rtsp_unavailable
 
     if why := rtsp_unavailable(codec):
