@@ -25,7 +25,7 @@ import numpy as np
 from detectors.crowd.camera import CameraModel
 from detectors.crowd.counting import cell_weights, counted_cells
 from detectors.crowd.density import DensityModel, below_cells, design, row_profile
-from detectors.crowd.features import Background, extract_features, saturation_of
+from detectors.crowd.features import Background, extract_features, saturation_of, shrink
 from detectors.crowd.labels import LabelledFrame
 
 __all__ = ["MAX_WIDTH", "METHODS", "CalibrationError", "calibrate", "person_height", "working_size"]
@@ -63,7 +63,7 @@ def _fit_to(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> 
     """``image`` resized to ``size`` (width, height) unless it already has that size."""
     if image.shape[1::-1] == size:
         return image
-    return cv2.resize(image, size, interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+    return cv2.resize(image, size, interpolation=cv2.INTER_NEAREST) if nearest else shrink(image, size)
 
 
 def calibrate(

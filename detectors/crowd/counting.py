@@ -22,7 +22,7 @@ import numpy as np
 
 from detectors.crowd.camera import CameraModel
 from detectors.crowd.density import DensityModel, design
-from detectors.crowd.features import Background, cell_pool, extract_features
+from detectors.crowd.features import Background, cell_pool, extract_features, shrink
 
 __all__ = [
     "Counter",
@@ -208,8 +208,7 @@ class Counter:
     def count(self, image: np.ndarray, time: float = 0.0) -> FrameCount:
         """Count people in a BGR uint8 frame (resized to the model's size if it differs)."""
         m = self.model
-        if image.shape[:2] != (m.height, m.width):
-            image = cv2.resize(image, (m.width, m.height), interpolation=cv2.INTER_AREA)
+        image = shrink(image, (m.width, m.height))
         trees = self._density
         grid = extract_features(
             image, self._background, self._roi, self._cell_weight, m.cell, texture=trees is not None

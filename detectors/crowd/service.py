@@ -39,7 +39,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import cv2
 import psycopg
 
 from detectors.crowd.camera import CameraModel, ModelFileError
@@ -53,6 +52,7 @@ from detectors.crowd.capture import (
     redact_url,
 )
 from detectors.crowd.counting import Counter, FrameCount, ViewCheck, Zone
+from detectors.crowd.features import shrink
 from detectors.crowd.gathering import GatheringAlarm, GatheringCleared, GatheringDetector, GatheringRule
 from detectors.crowd.snapshot import draw_snapshot, encode_jpeg
 from detectors.rules import draft_for
@@ -676,7 +676,7 @@ class _Camera:
             self._fresh_detectors()  # no dwell carried over the held frames
             image = frame.image
             if image.shape[1] > self.model.width:
-                image = cv2.resize(image, (self.model.width, self.model.height), interpolation=cv2.INTER_AREA)
+                image = shrink(image, (self.model.width, self.model.height))
             self.worker.recorder.record(
                 _ViewLost(
                     device_id=self.device.id,
@@ -723,8 +723,7 @@ class _Camera:
     ) -> None:
         image = frame.image
         m = self.model
-        if image.shape[:2] != (m.height, m.width):
-            image = cv2.resize(image, (m.width, m.height), interpolation=cv2.INTER_AREA)
+        image = shrink(image, (m.width, m.height))
         picture = draw_snapshot(image, self.zones, counted, alarmed=alarmed)
         jpeg = encode_jpeg(picture, quality=self.crowd.snapshot_quality)
         self.worker.recorder.record(

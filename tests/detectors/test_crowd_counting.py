@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -9,6 +10,7 @@ from detectors.crowd import synthetic as syn
 from detectors.crowd.calibration import CalibrationError, calibrate, working_size
 from detectors.crowd.camera import CameraModel, ModelFileError, load_roi
 from detectors.crowd.counting import Counter, Zone
+from detectors.crowd.features import shrink
 from detectors.crowd.labels import LabelledFrame
 
 
@@ -344,6 +346,20 @@ def test_working_size_keeps_small_frames_and_shrinks_large_ones_to_whole_cells()
     assert working_size(1920, 1080, 16) == (640, 352)
     assert working_size(2560, 1440, 16) == (640, 352)
     assert working_size(704, 576, 16) == (640, 528)
+
+
+def test_a_camera_frame_is_shrunk_to_the_working_size_as_one_area_average_would():
+    """A camera's frame (1080p, 720p, 1440p, D1, 960x540) reaches the working size by a whole factor first, and
+    stays within a grey level of OpenCV's one-step area average of it; a frame of that size is left as it is."""
+    scene = syn.video(1, seed=5)[0].image
+    for w, h in ((1920, 1080), (1280, 720), (2560, 1440), (704, 576), (960, 540)):
+        frame = cv2.resize(scene, (w, h), interpolation=cv2.INTER_CUBIC)
+        size = working_size(w, h, 16)
+        shrunk = shrink(frame, size)
+        one_step = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        assert shrunk.shape == one_step.shape == (size[1], size[0], 3)
+        assert float(np.abs(shrunk.astype(int) - one_step.astype(int)).mean()) < 1.0, (w, h)
+    assert shrink(scene, scene.shape[1::-1]) is scene
 
 
 def _scaled(image: np.ndarray, factor: float) -> np.ndarray:
