@@ -45,8 +45,9 @@ browser:
 		echo "No /usr/bin/chromium (install Debian's chromium as root): the browser tests will skip"; \
 	fi
 
-# The RTSP camera tests serve H.264 and RTP/JPEG from GStreamer's RTSP server, which has no wheel: it runs in the
-# system's Python with PyGObject (x264 comes in plugins-ugly). As root with apt, install it; otherwise those tests skip.
+# The RTSP camera tests serve H.264, H.265 and RTP/JPEG from GStreamer's RTSP server, which has no wheel: it runs in
+# the system's Python with PyGObject (x264 comes in plugins-ugly; the H.265 stream is a file PyAV's x265 wrote). As
+# root with apt, install it; otherwise those tests skip.
 RTSP_PACKAGES = python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 rtsp:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
