@@ -4,8 +4,9 @@
   each cell from the cell's features and its neighbourhood, for frames with head positions;
 - a **linear density**: frame count ~ features summed over the frame, a ridge regression
   through the origin (no people, no change, no count) on unit-variance columns, closed-form.
-  It counts when the labels have counts but no head positions, and its fit is reported
-  beside the density model's.
+  It counts when the labels have counts but no head positions (or fewer than 10 frames have
+  them), its fit is reported beside the density model's, and from 10-19 frames with heads it
+  gives each frame's total that the trees spread.
 
 The background is the per-pixel median of up to 200 calibration frames spread over the set,
 leaving out where the labels put people: someone who sat on a bench through half the frames
@@ -38,7 +39,9 @@ _COLOURFUL = 20.0  # median saturation of a colour picture (an infrared one has 
 _RIDGE = 1.0
 _MAX_DENSITY_ROWS = 2_000_000  # cells (of all frames) the density model trains on; more frames are thinned
 _FOLDS = 4  # blocks of consecutive frames held out in turn when choosing the model
-_MIN_TO_CHOOSE = 20  # frames with heads "auto" needs to hold a quarter out; with fewer it keeps the linear density
+_MIN_TO_CHOOSE = 20  # frames with heads "auto" needs to hold a quarter out; with fewer (from _MIN_TREES) the trees
+# spread the linear density's total (see density)
+_MIN_TREES = 10
 
 
 class CalibrationError(Exception):
@@ -141,9 +144,12 @@ def calibrate(
     counted = counted_cells(roi_mask, cell)
     below = below_cells(person_height_px or 0.26 * height, cell)
     located = [i for i, lf in enumerate(labels) if lf.heads or lf.count == 0]
-    if method == "trees" and len(located) < 10:
-        raise CalibrationError(f"density trees need at least 10 frames with head positions, got {len(located)}")
-    with_heads = method == "trees" or (method == "auto" and len(located) >= _MIN_TO_CHOOSE)
+    if method == "trees" and len(located) < _MIN_TREES:
+        raise CalibrationError(
+            f"density trees need at least {_MIN_TREES} frames with head positions, got {len(located)}"
+        )
+    with_heads = method == "trees" or (method == "auto" and len(located) >= _MIN_TREES)
+    handful = method == "auto" and len(located) < _MIN_TO_CHOOSE  # too few to hold some out
     thin = max(1, -(-len(located) * int(counted.sum()) // _MAX_DENSITY_ROWS))
     learn = set(located[::thin]) if with_heads else set()
     totals, counts, inputs, heads, values, kept = [], [], [], [], [], []
@@ -167,7 +173,11 @@ def calibrate(
     x_total = np.stack(totals).astype(np.float64)
     y = np.array(counts)
     total_weights = _ridge(x_total, y, ridge)
-    why = "asked for" if method == "linear" else f"too few frames with heads ({len(located)}) to hold some out"
+    why = (
+        "asked for"
+        if method == "linear"
+        else f"too few frames with heads ({len(located)}) for the trees; 50-100 labelled frames count better"
+    )
     fit: dict[str, object] = {"method": "linear density", "chosen_by": why}
     fitted = x_total @ total_weights
     density = None
@@ -176,19 +186,27 @@ def calibrate(
         inputs_a, heads_a, values_a = np.stack(inputs), np.stack(heads), np.stack(values)
         del inputs, values
         picked = sorted(learn)
-        # the cross-validation runs when the trees are asked for too: it measures their row profile
-        choice, profile = _choose(
-            inputs_a,
-            heads_a,
-            values_a,
-            x_total[picked],
-            y[picked],
-            counted,
-            ridge=ridge,
-            rounds=rounds,
-            threads=threads,
-            progress=progress,
-        )
+        profile: np.ndarray | None = None
+        if handful:
+            choice: dict[str, object] = {
+                "method": "density trees",
+                "chosen_by": f"{len(located)} frames with heads, too few to hold some out: the trees place the"
+                " people, the linear density counts each frame; 50-100 labelled frames count better",
+            }
+        else:
+            # the cross-validation runs when the trees are asked for too: it measures their row profile
+            choice, profile = _choose(
+                inputs_a,
+                heads_a,
+                values_a,
+                x_total[picked],
+                y[picked],
+                counted,
+                ridge=ridge,
+                rounds=rounds,
+                threads=threads,
+                progress=progress,
+            )
         if method == "trees":
             choice = {**choice, "method": "density trees", "chosen_by": "asked for"}
         fit.update(choice)
@@ -197,11 +215,13 @@ def calibrate(
             model = DensityModel.train(
                 inputs_a, heads_a, base, counted, rounds=rounds, threads=threads, progress=progress
             )
+            model.linear_total = handful
             density = model.to_text()
             fitted = np.array([float(model.predict(x, b).sum()) for x, b in zip(inputs_a, base, strict=True)])
             y = y[picked]
             kept_profile = profile
-            fit["row_profile"] = [round(float(v), 3) for v in profile]
+            if profile is not None:
+                fit["row_profile"] = [round(float(v), 3) for v in profile]
     residual = fitted - y
     return CameraModel(
         width=width,
@@ -215,6 +235,7 @@ def calibrate(
         density=density,
         below=below,
         row_profile=kept_profile,
+        linear_total=density is not None and handful,
         fit={
             **fit,
             "frames": len(labels),
@@ -325,9 +346,10 @@ def _choose(
     density 2.90 against 2.96 for the trees, and the linear density then counted 601-800 with
     MAE 2.46 against 1.70; over the four quarters it is 4.27 against 2.84.
 
-    Needs ``_MIN_TO_CHOOSE`` frames; with fewer, :func:`calibrate` keeps the linear density
-    without building the trees' inputs: on Mall, 12 or 19 frames spread over 1-600 count
-    601-800 with MAE 2.1 linear against 2.6-2.8 for the trees (2.0 against 1.9 from 40 frames).
+    Needs ``_MIN_TO_CHOOSE`` frames; with fewer (from ``_MIN_TREES``), :func:`calibrate` fits
+    the trees to spread the linear density's frame total: on Mall, 12 or 19 frames spread over
+    1-600 count 601-800 with MAE 2.1 linear against 2.6-2.8 for the trees (2.0 against 1.9 from
+    40 frames), but the linear density's zone counts are far off (see ``density``).
     """
     n = len(y)
     bounds = [(k * n) // _FOLDS for k in range(_FOLDS + 1)]

@@ -42,6 +42,7 @@ class CameraModel:
     below: int = 0  # cells below a head in the density model's inputs (see density.below_cells)
     fit: dict[str, Any] = field(default_factory=dict)  # calibration figures, for people to read
     row_profile: np.ndarray | None = None  # float32 (rows,): the trees' depth correction (density.row_profile)
+    linear_total: bool = False  # the trees spread the linear density's frame total (a handful of frames)
 
     def save(self, path: Path) -> None:
         """Write the model to ``path`` (npz, whatever the suffix)."""
@@ -53,6 +54,7 @@ class CameraModel:
             "cell": self.cell,
             "person_area": self.person_area,
             "below": self.below,
+            "linear_total": self.linear_total,
             "fit": self.fit,
         }
         with open(path, "wb") as fh:
@@ -97,6 +99,7 @@ class CameraModel:
                 below=int(meta.get("below", 0)),
                 fit=dict(meta.get("fit", {})),
                 row_profile=arrays.get("row_profile"),  # absent from files calibrated before 2026-12-03
+                linear_total=bool(meta.get("linear_total", False)),  # absent before 2026-12-04
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ModelFileError(f"{path}: incomplete camera model (missing {exc})") from exc

@@ -184,6 +184,8 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
         if model.row_profile is not None:
             p = model.row_profile
             print(f"row profile: the trees' rows of cells scaled {p.min():.2f}-{p.max():.2f}, each frame's count kept")
+        if "held_out_trees" not in fit and fit.get("chosen_by") != "asked for":
+            print(fit["chosen_by"])
     return 0
 
 

@@ -188,7 +188,11 @@ class Counter:
         self._roi = (model.roi > 0).astype(np.uint8)
         self._cell_weight = cell_weights(self._roi, model.perspective, model.cell)
         counted = counted_cells(self._roi, model.cell)
-        self._density = DensityModel.from_text(model.density, counted, model.row_profile) if model.density else None
+        self._density = (
+            DensityModel.from_text(model.density, counted, model.row_profile, model.linear_total)
+            if model.density
+            else None
+        )
         # the body under a head: a cell is occupied when a head is up to this many cells above it
         self._body = max(model.below, 1)
         self._frames = 0

@@ -21,6 +21,16 @@ measures it on the frames each cross-validation fold held out (:func:`row_profil
 counter moves people between rows of cells by it, keeping each frame's total
 (:func:`spread_by_rows`): zone counts get closer, the frame's count is unchanged.
 
+From a handful of frames (10-19 with heads, too few to hold some out) the trees still place
+people better than the linear density but count the frame worse, so such a model keeps the
+linear density's total for each frame and spreads it as the trees do (``linear_total``). On
+Mall, calibrated on 10 or 15 frames spread over 1-600 and counting 601-800 (six draws), over a
+4 x 4 grid of regions the counts' MAE was 0.77-0.88 spread so, 0.78-0.92 for the trees alone and
+1.19-1.41 for the linear density; the frame's 1.8-3.8 (the linear density's) against 2.4-5.5 for
+the trees alone (biased +1 to +5); the centre zone's 1.4-2.2, 1.0-1.3 and 3.3-4.6 (the linear
+density put that zone's people elsewhere). From 30 frames on, the linear density's total runs
+low (-1 to -2.5) and the trees alone are better.
+
 The trees are kept as LightGBM's own text format inside the camera model file: no pickle.
 """
 
@@ -135,10 +145,13 @@ def design(values: np.ndarray, texture: np.ndarray, cell_weight: np.ndarray, bel
 class DensityModel:
     """Boosted trees over :func:`design` inputs; ``counted`` marks the cells that may hold people."""
 
-    def __init__(self, booster, counted: np.ndarray, profile: np.ndarray | None = None) -> None:
+    def __init__(
+        self, booster, counted: np.ndarray, profile: np.ndarray | None = None, linear_total: bool = False
+    ) -> None:
         self._booster = booster  # lightgbm.Booster
         self.counted = counted.astype(bool)
         self.profile = profile  # see row_profile; None: the density as the trees give it
+        self.linear_total = linear_total  # each frame's total is the linear density's (see the module's notes)
 
     @classmethod
     def train(
@@ -193,6 +206,10 @@ class DensityModel:
             out[self.counted] = base[self.counted] + self._booster.predict(rows, num_threads=1)
         if self.profile is not None:
             out = spread_by_rows(out, self.profile)
+        if self.linear_total:
+            trees = float(out.sum())
+            if trees >= 1.0:  # below one person the trees' layout is noise not worth scaling up
+                out *= max(float(base[self.counted].sum()), 0.0) / trees
         return out
 
     def to_text(self) -> str:
@@ -200,9 +217,12 @@ class DensityModel:
         return self._booster.model_to_string()
 
     @classmethod
-    def from_text(cls, text: str, counted: np.ndarray, profile: np.ndarray | None = None) -> DensityModel:
-        """Trees from :meth:`to_text` (and the camera's row profile); ``ValueError`` when the text is not
-        a LightGBM model or the profile does not have a factor per row."""
+    def from_text(
+        cls, text: str, counted: np.ndarray, profile: np.ndarray | None = None, linear_total: bool = False
+    ) -> DensityModel:
+        """Trees from :meth:`to_text` (and the camera's row profile, and whether each frame keeps the linear
+        density's total); ``ValueError`` when the text is not a LightGBM model or the profile does not have a
+        factor per row."""
         lgb = _lightgbm()
         try:
             booster = lgb.Booster(model_str=text)
@@ -210,4 +230,4 @@ class DensityModel:
             raise ValueError(f"density model: {exc}") from exc
         if profile is not None and profile.shape != (counted.shape[0],):
             raise ValueError(f"density model: a row profile of {profile.shape} for {counted.shape[0]} rows")
-        return cls(booster, counted, profile)
+        return cls(booster, counted, profile, linear_total)

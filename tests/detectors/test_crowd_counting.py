@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -215,14 +217,33 @@ def test_calibration_picks_the_density_model_with_the_lower_held_out_error(model
     assert (model.density is None) == (better == "linear density")
 
 
-def test_a_handful_of_calibration_frames_keeps_the_linear_density():
-    """Auto calibration from fewer than 20 frames with heads holds none out and keeps the linear density."""
+def test_a_handful_of_calibration_frames_has_the_trees_spread_the_linear_density_total(tmp_path):
+    """Auto calibration from 10-19 frames with heads holds none out: each frame counts the linear density's total,
+    spread over the cells as the trees place people (kept through the model file); fewer than 10 keep the linear."""
     labels, images = _labelled(syn.video(15, seed=3, max_people=10))
-    m = calibrate(
-        labels, lambda lf: images[lf.frame], perspective=syn.perspective(), person_height_px=syn.BOTTOM_HEIGHT
-    )
-    assert m.density is None and m.fit["method"] == "linear density"
-    assert "too few frames with heads (15)" in m.fit["chosen_by"]
+    read = lambda lf: images[lf.frame]  # noqa: E731
+    kw = {"perspective": syn.perspective(), "person_height_px": syn.BOTTOM_HEIGHT}
+    m = calibrate(labels, read, **kw)
+    assert m.density is not None and m.linear_total and m.fit["method"] == "density trees"
+    assert "15 frames with heads, too few to hold some out" in m.fit["chosen_by"]
+    m.save(tmp_path / "m.model")
+    loaded = CameraModel.load(tmp_path / "m.model")
+    assert loaded.linear_total
+    linear = CameraModel.load(tmp_path / "m.model")
+    object.__setattr__(linear, "density", None)  # the same camera counted by its linear density alone
+    half = syn.HEIGHT // 2
+    zones = [Zone("top", ((0, 0), (syn.WIDTH, 0), (syn.WIDTH, half), (0, half)))]
+    spread, plain = Counter(loaded, zones, adapt_rate=0), Counter(linear, zones, adapt_rate=0)
+    differ = 0
+    for f in syn.video(20, seed=8, max_people=10):
+        a, b = spread.count(f.image), plain.count(f.image)
+        if a.total >= 1.0:
+            assert a.total == pytest.approx(b.total, rel=1e-4, abs=1e-3)
+            differ += abs(a.zones[0].count - b.zones[0].count) > 1e-3
+    assert differ > 0  # the trees, not the linear density, decide where in the frame the people are
+    few = calibrate(labels[:9] + [replace(lf, heads=()) for lf in labels[9:]], read, **kw)
+    assert few.density is None and few.fit["method"] == "linear density"
+    assert "too few frames with heads (9)" in few.fit["chosen_by"]
 
 
 def test_density_trees_count_unseen_video_and_zones_follow_the_heads(tree_model):
