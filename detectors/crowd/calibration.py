@@ -25,7 +25,7 @@ import numpy as np
 
 from detectors.crowd.camera import CameraModel
 from detectors.crowd.counting import cell_weights, counted_cells
-from detectors.crowd.density import DensityModel, below_cells, design, row_profile
+from detectors.crowd.density import DensityModel, below_cells, design, keep_total, row_profile
 from detectors.crowd.features import Background, extract_features, saturation_of, shrink
 from detectors.crowd.labels import LabelledFrame
 
@@ -187,6 +187,7 @@ def calibrate(
         del inputs, values
         picked = sorted(learn)
         profile: np.ndarray | None = None
+        spread = handful
         if handful:
             choice: dict[str, object] = {
                 "method": "density trees",
@@ -207,15 +208,17 @@ def calibrate(
                 threads=threads,
                 progress=progress,
             )
+            spread = bool(choice.pop("linear_total"))
         if method == "trees":
             choice = {**choice, "method": "density trees", "chosen_by": "asked for"}
+            spread = False
         fit.update(choice)
         if choice["method"] == "density trees":
             base = values_a @ total_weights
             model = DensityModel.train(
                 inputs_a, heads_a, base, counted, rounds=rounds, threads=threads, progress=progress
             )
-            model.linear_total = handful
+            model.linear_total = spread
             density = model.to_text()
             fitted = np.array([float(model.predict(x, b).sum()) for x, b in zip(inputs_a, base, strict=True)])
             y = y[picked]
@@ -235,7 +238,7 @@ def calibrate(
         density=density,
         below=below,
         row_profile=kept_profile,
-        linear_total=density is not None and handful,
+        linear_total=density is not None and spread,
         fit={
             **fit,
             "frames": len(labels),
@@ -331,14 +334,15 @@ def _choose(
     threads: int,
     progress: Callable[[str, int, int], None] | None,
 ) -> tuple[dict[str, object], np.ndarray]:
-    """Linear density or density trees for this camera, by measurement on its own frames, and the
-    trees' row profile (:func:`~detectors.crowd.density.row_profile`) from the same held-out frames.
+    """Linear density, density trees, or the trees spreading the linear density's count of each frame
+    (``linear_total`` in the answer) for this camera, by measurement on its own frames, and the trees'
+    row profile (:func:`~detectors.crowd.density.row_profile`) from the same held-out frames.
 
     Blocked cross-validation: each quarter of the frames (in their order, consecutive frames
     being alike) is held out in turn, both are fitted on the other three quarters and scored
-    on it; the score over all the held-out frames is the error of the frame count plus the
-    mean error of the counts in a 4 x 4 grid of regions (where zones are drawn). The better
-    one is then fitted on every frame. Trees need a scene whose crowds the linear density
+    on it (the third from the same two fits); the score over all the held-out frames is the
+    error of the frame count plus the mean error of the counts in a 4 x 4 grid of regions (where
+    zones are drawn). The best one is then fitted on every frame. Trees need a scene whose crowds the linear density
     gets wrong (people overlapping near the camera); on well-separated people the linear
     density generalises better.
 
@@ -376,18 +380,24 @@ def _choose(
         linear.append(held_linear)
         tree_density.append(np.stack([trees.predict(x, b) for x, b in zip(inputs[held], held_linear, strict=True)]))
     truth = heads
+    linear_a, trees_a = np.concatenate(linear), np.concatenate(tree_density)
+    spread = np.stack([keep_total(t, float(b.sum())) for t, b in zip(trees_a, linear_a, strict=True)])
     scores = {
-        "linear density": _held_out_error(np.concatenate(linear), truth),
-        "density trees": _held_out_error(np.concatenate(tree_density), truth),
+        "linear density": _held_out_error(linear_a, truth),
+        "density trees": _held_out_error(trees_a, truth),
+        "spread": _held_out_error(spread, truth),
     }
-    method = min(scores, key=scores.get)
-    profile = row_profile(np.concatenate(tree_density), truth)
+    best = min(scores, key=scores.get)
+    profile = row_profile(trees_a, truth)
     return {
-        "method": method,
+        "method": "density trees" if best == "spread" else best,
         "chosen_by": f"held-out error, each quarter of the {n} frames with heads held out in turn"
-        " (count MAE + 4x4 region MAE)",
+        " (count MAE + 4x4 region MAE)"
+        + ("; the trees spread the linear density's count of each frame" if best == "spread" else ""),
         "held_out_linear": round(scores["linear density"], 4),
         "held_out_trees": round(scores["density trees"], 4),
+        "held_out_spread": round(scores["spread"], 4),
+        "linear_total": best == "spread",
     }, profile
 
 

@@ -41,7 +41,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-__all__ = ["DensityModel", "below_cells", "design", "row_profile", "spread_by_rows"]
+__all__ = ["DensityModel", "below_cells", "design", "keep_total", "row_profile", "spread_by_rows"]
 
 
 def _lightgbm():
@@ -112,6 +112,16 @@ def spread_by_rows(density: np.ndarray, profile: np.ndarray) -> np.ndarray:
     factor = profile[:, None]
     mean = float((people * factor).sum()) / total
     return (density + people * (factor - mean)).astype(np.float32)
+
+
+def keep_total(density: np.ndarray, total: float) -> np.ndarray:
+    """``density`` (rows, cols) scaled to sum to ``total`` (at least 0): where the trees put people, as many as
+    the linear density counts. A density summing to under one person is left as it is (its layout is noise
+    not worth scaling up)."""
+    have = float(density.sum())
+    if have < 1.0:
+        return density
+    return (density * (max(total, 0.0) / have)).astype(np.float32)
 
 
 def below_cells(person_height_px: float, cell: int) -> int:
@@ -207,9 +217,7 @@ class DensityModel:
         if self.profile is not None:
             out = spread_by_rows(out, self.profile)
         if self.linear_total:
-            trees = float(out.sum())
-            if trees >= 1.0:  # below one person the trees' layout is noise not worth scaling up
-                out *= max(float(base[self.counted].sum()), 0.0) / trees
+            out = keep_total(out, float(base[self.counted].sum()))
         return out
 
     def to_text(self) -> str:
