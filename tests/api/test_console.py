@@ -485,7 +485,7 @@ def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_conf
 
 def test_clicked_heads_on_the_labelling_page_are_written_to_labels_json(start_labelling, new_page, tmp_path):
     """`crowd label`'s page: clicks become heads at the frame's pixels, a second click removes one, "Nobody here"
-    labels an empty frame, and labels.json holds exactly that after each change."""
+    labels an empty frame, and labels.json holds exactly that after each change; it says how many a camera needs."""
     from detectors.crowd import synthetic as syn
     from detectors.crowd.labels import load_labels
 
@@ -496,7 +496,7 @@ def test_clicked_heads_on_the_labelling_page_are_written_to_labels_json(start_la
     page = new_page(1280, 900)
     page.goto(server.url)
     page.wait_for_function("() => { const i = document.querySelector('#label-image'); return i && i.naturalWidth > 0 }")
-    assert "0 of 3 frames labelled" in page.inner_text("#progress")
+    assert "0 of 3 frames labelled · calibration needs 10 at least, 50-100 count best" in page.inner_text("#progress")
     box = page.query_selector("#label-svg").bounding_box()
 
     def click(x: float, y: float) -> None:

@@ -94,7 +94,9 @@ function radius() {
 
 function render() {
   const done = state.frames.filter((f) => f.labelled).length;
-  $("progress").textContent = `${done} of ${state.frames.length} frames labelled`;
+  // how many a camera needs (README, "How many frames to label": 50 come close, 100 count as well as 600)
+  const advice = done < 10 ? "calibration needs 10 at least, 50-100 count best" : done < 50 ? "50-100 count best" : "enough to calibrate";
+  $("progress").textContent = `${done} of ${state.frames.length} frames labelled · ${advice}`;
   $("frame-name").textContent = state.frames.length ? `${state.index + 1}/${state.frames.length} ${state.frames[state.index].frame}` : "";
   const stage = $("label-stage");
   if (!state.frame) {
