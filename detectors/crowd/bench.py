@@ -122,9 +122,11 @@ def run_crowd_bench(
         clip = Path(tmp) / "clip.mp4"
         started = time.monotonic()
         written = _write_clip(clip, size, clip_fps, clip_s, codec)
+        mbit_s = clip.stat().st_size * 8 / clip_s / 1e6  # what the stream carries, the decoder's work
         out(
-            f"bench crowd: a synthetic {width}x{height} clip at {clip_fps:g} fps ({_CODECS[written]}, {clip_s:.0f} s,"
-            f" written in {time.monotonic() - started:.1f} s), sampled at {sample_fps:g} fps, {cores} core(s)"
+            f"bench crowd: a synthetic {width}x{height} clip at {clip_fps:g} fps ({_CODECS[written]}, {mbit_s:.2f}"
+            f" Mbit/s, {clip_s:.0f} s, written in {time.monotonic() - started:.1f} s), sampled at {sample_fps:g} fps,"
+            f" {cores} core(s)"
         )
         started = time.monotonic()
         if model_path is not None:
@@ -169,6 +171,7 @@ def run_crowd_bench(
         "clip_fps": clip_fps,
         "sample_fps": sample_fps,
         "codec": written,
+        "clip_mbit_s": round(mbit_s, 3),
         "model_method": model.fit.get("method"),
         "working_size": f"{model.width}x{model.height}",
         "cores": cores,
