@@ -4,6 +4,7 @@ beside the decoding and counting ceilings; the worker sizes double until one fal
 from __future__ import annotations
 
 import json
+import sys
 
 import cv2
 import pytest
@@ -95,3 +96,12 @@ def test_the_clip_is_written_as_the_codec_asked_for_and_read_back_frame_for_fram
         while cap.grab():
             frames += 1
         assert frames == 25 and (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (320, 192)
+
+
+def test_without_pyav_the_clip_falls_back_to_mpeg4_or_says_what_to_install(tmp_path, monkeypatch):
+    """Without PyAV, `auto` writes MPEG-4 part 2 (which the OpenCV wheel can) and H.264 asked for by name stops
+    with what to install."""
+    monkeypatch.setitem(sys.modules, "av", None)  # `import av` raises ImportError, as where it is not installed
+    assert _write_clip(tmp_path / "a.mp4", (320, 192), 25.0, 1.0, "auto") == "mp4v"
+    with pytest.raises(RuntimeError, match=r"PyAV is needed \(pip install av"):
+        _write_clip(tmp_path / "b.mp4", (320, 192), 25.0, 1.0, "h264")
