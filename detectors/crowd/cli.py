@@ -171,7 +171,8 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
     else:
         print(
             f"calibrated {args.out} from {model.fit['frames']} frames ({model.fit['first_frame']} .."
-            f" {model.fit['last_frame']}) in {took:.1f} s ({model.fit['method']}):"
+            f" {model.fit['last_frame']}) in {took:.1f} s ({model.fit['method']}"
+            f"{', spreading the linear count' if model.linear_total else ''}):"
             f" in-sample MAE {model.fit['train_mae']:.2f},"
             f" RMSE {model.fit['train_rmse']:.2f}"
         )
@@ -348,7 +349,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         "view_failed": len(problems),  # frames unlike the calibrated scene (the worker holds such counts)
         "view_problem": max(set(problems), key=problems.count) if problems else None,
         "counted_at": f"{model.width}x{model.height}",
-        "method": model.fit.get("method"),  # the density model calibration chose: "density trees" or "linear density"
+        # the density model calibration chose: "density trees" or "linear density"
+        "method": model.fit.get("method"),
+        "linear_total": model.linear_total,  # the trees spread the linear density's count of each frame
     }
     true_eps, pred_eps, zone_true = [], [], None
     if zone is not None and rule is not None:
@@ -397,7 +400,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _print_report(r: dict[str, Any], labels: tuple[LabelledFrame, ...]) -> None:
     print(f"frames        {r['frames']} ({labels[0].frame} .. {labels[-1].frame})")
-    print(f"model         {r['method'] or 'unknown'}")
+    print(f"model         {r['method'] or 'unknown'}{', spreading the linear count' if r['linear_total'] else ''}")
     print(f"MAE           {r['mae']:.3f}")
     print(f"RMSE          {r['rmse']:.3f}")
     print(f"bias          {r['bias']:+.3f}")

@@ -188,6 +188,7 @@ def test_a_large_camera_is_calibrated_and_counted_at_the_working_size(big_camera
     result = json.loads(capsys.readouterr().out)
     assert result["frame_size"] == "1000x750" and result["counted_at"] == "640x480"
     assert result["method"] == model.fit["method"] and result["method"] in ("density trees", "linear density")
+    assert result["linear_total"] is model.linear_total
     assert result["mae"] < 1.5 and result["zone_mae"] < 1.0
 
 
