@@ -218,7 +218,7 @@ def _write_clip(path: Path, size: tuple[int, int], fps: float, seconds: float, c
     frames = [cv2.resize(f.image, size, interpolation=cv2.INTER_LINEAR) for f in scene]
     if codec in ("auto", "h264", "h265"):
         try:
-            import av  # optional: the bench's H.264/H.265 writer (in the test extra)
+            import av  # optional: the bench's H.264/H.265 writer (the bench and test extras)
         except ImportError:
             if codec != "auto":
                 raise RuntimeError(

@@ -182,13 +182,14 @@ def calibrate(
     fitted = x_total @ total_weights
     density = None
     kept_profile: np.ndarray | None = None
+    spread = False  # the trees spread the linear density's count (CameraModel.linear_total)
     if with_heads:
         inputs_a, heads_a, values_a = np.stack(inputs), np.stack(heads), np.stack(values)
         del inputs, values
         picked = sorted(learn)
         profile: np.ndarray | None = None
-        spread = handful
         if handful:
+            spread = True
             choice: dict[str, object] = {
                 "method": "density trees",
                 "chosen_by": f"{len(located)} frames with heads, too few to hold some out: the trees place the"
@@ -238,7 +239,7 @@ def calibrate(
         density=density,
         below=below,
         row_profile=kept_profile,
-        linear_total=density is not None and spread,
+        linear_total=spread,
         fit={
             **fit,
             "frames": len(labels),

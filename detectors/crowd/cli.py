@@ -181,7 +181,7 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
             print(
                 f"held out, a quarter at a time: linear density {fit['held_out_linear']:.2f},"
                 f" density trees {fit['held_out_trees']:.2f}, the trees spreading the linear count"
-                f" {fit.get('held_out_spread', float('nan')):.2f} (count MAE + 4x4 region MAE)"
+                f" {fit['held_out_spread']:.2f} (count MAE + 4x4 region MAE)"
             )
         if model.row_profile is not None:
             p = model.row_profile
