@@ -489,7 +489,10 @@ class CameraZoneOut(BaseModel):
     id: str
     name: str
     polygon: list[tuple[float, float]] = Field(description="Vertices [x, y] in the camera's pixels")
-    area_m2: float | None
+    area_m2: float | None = Field(description="Ground area in square metres: configured, else from the ground plane")
+    area_from: Literal["configured", "ground"] | None = Field(
+        description="Where area_m2 comes from: the zone's area_m2, or the camera's ground points (null: no area)"
+    )
     gathering: dict[str, Any] | None = Field(description="The zone's gathering rule as configured (null: none)")
     people: float | None = Field(description="People counted in the zone in the latest sample (last 5 minutes)")
     counted_at: datetime | None
@@ -507,6 +510,10 @@ class CameraOut(BaseModel):
         description="Size of the picture its zones are drawn in: configured, else the picture's, else unknown"
     )
     zones: list[CameraZoneOut]
+    ground: list[list[float]] | None = Field(
+        description="3 x 3 homography from the picture's pixels (as the zones) to metres on the ground, from the"
+        " camera's ground points (null: none configured)"
+    )
     people: float | None = Field(description="People in the whole frame in the latest sample (last 5 minutes)")
     picture: CameraPictureOut | None = Field(description="Null until a crowd worker has counted on the camera")
     camera: CameraStatusOut | None = Field(description="Its health, when a crowd worker reported it")

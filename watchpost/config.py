@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from watchpost.ground import GroundError, GroundPlane
+
 __all__ = [
     "ConfigError",
     "CrowdCameraConfig",
@@ -94,7 +96,10 @@ class GatheringConfig(_Model):
     growth_window_s: float = Field(default=60, gt=0, le=3600, description="... within this many seconds")
     growth_min_count: float = Field(default=5, ge=1, description="Growth alarms only from this many people on")
     density_per_m2: float | None = Field(
-        default=None, gt=0, le=10, description="People per square metre that make a gathering (needs area_m2)"
+        default=None,
+        gt=0,
+        le=10,
+        description="People per square metre that make a gathering (needs the zone's area_m2 or the camera's ground)",
     )
     release_density_per_m2: float | None = Field(
         default=None, gt=0, le=10, description="Density below which it may clear; default 80 % of density_per_m2"
@@ -130,7 +135,10 @@ class ZoneConfig(_Model):
         min_length=3, description="Vertices: [lat, lon] on a site, [x, y] pixels on a camera"
     )
     area_m2: float | None = Field(
-        default=None, gt=0, description="Ground area of a camera zone in square metres (for density thresholds)"
+        default=None,
+        gt=0,
+        description="Ground area of a camera zone in square metres (for density thresholds); default from the"
+        " camera's ground points (crowd.ground) when it has them",
     )
     gathering: GatheringConfig | None = Field(
         default=None, description="Crowd gathering rule of a camera zone (the camera needs a crowd source)"
@@ -153,6 +161,15 @@ class SiteConfig(_Model):
     @classmethod
     def _zone_exists(cls, value: str | None) -> str | None:
         return _check_zone(value)
+
+
+class GroundPoint(_Model):
+    """A point on the ground: where it is in the camera's picture and where it is on the ground."""
+
+    pixel: tuple[float, float] = Field(description="[x, y] in the camera's picture (the pixels its zones are drawn in)")
+    metres: tuple[float, float] = Field(
+        description="[x, y] on the ground in metres, on any flat grid (a tape from one corner, a site plan)"
+    )
 
 
 class CrowdCameraConfig(_Model):
@@ -223,7 +240,20 @@ class CrowdCameraConfig(_Model):
         " /cgi-bin/snapshot.cgi, Axis /axis-cgi/jpg/image.cgi), not a video stream; user:password@ in the URL"
         " answers digest or basic authentication",
     )
+    ground: list[GroundPoint] | None = Field(
+        default=None,
+        min_length=4,
+        description="Four or more points on the ground (paving corners, kerb ends) in the picture and in metres: the"
+        " ground plane, from which each zone without an area_m2 gets its area (for density_per_m2 rules)",
+    )
     enabled: bool = Field(default=True, description="Off switch")
+
+    @cached_property
+    def ground_plane(self) -> GroundPlane | None:
+        """The homography of ``ground``, or None without one (checked when the configuration loads)."""
+        if self.ground is None:
+            return None
+        return GroundPlane.fit([p.pixel for p in self.ground], [p.metres for p in self.ground])
 
     @model_validator(mode="after")
     def _snapshot_is_http(self) -> CrowdCameraConfig:
@@ -273,6 +303,13 @@ class DeviceConfig(_Model):
     crowd: CrowdCameraConfig | None = Field(
         default=None, description="People counting on this camera's frames (cameras only)"
     )
+
+    def zone_area_m2(self, zone: ZoneConfig) -> float | None:
+        """The zone's ground area: its ``area_m2``, else from the camera's ground plane, else None."""
+        if zone.area_m2 is not None:
+            return zone.area_m2
+        plane = self.crowd.ground_plane if self.crowd is not None else None
+        return round(plane.area_m2(zone.polygon), 2) if plane is not None else None
 
     @field_validator("timezone")
     @classmethod
@@ -814,9 +851,23 @@ class WatchpostConfig(_Model):
                     raise _located(
                         (*where, "zones", j, "gathering"), "a gathering rule needs the camera's crowd source (crowd:)"
                     )
-                if g.density_per_m2 is not None and zone.area_m2 is None:
+            if crowd is not None and crowd.ground is not None:
+                try:
+                    plane = crowd.ground_plane
+                except GroundError as exc:
+                    raise _located((*where, "crowd", "ground"), str(exc)) from None
+                for j, zone in enumerate(device.zones):
+                    try:
+                        assert plane is not None
+                        plane.to_ground(zone.polygon)
+                    except GroundError as exc:
+                        raise _located((*where, "zones", j, "polygon"), f"zone {zone.id!r}: {exc}") from None
+            for j, zone in enumerate(device.zones):
+                g = zone.gathering
+                if g is not None and g.density_per_m2 is not None and device.zone_area_m2(zone) is None:
                     raise _located(
-                        (*where, "zones", j, "gathering", "density_per_m2"), "a density needs the zone's area_m2"
+                        (*where, "zones", j, "gathering", "density_per_m2"),
+                        "a density needs the zone's area_m2, or the camera's ground points (crowd.ground)",
                     )
             if crowd is None:
                 continue

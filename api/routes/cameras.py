@@ -43,6 +43,7 @@ def _camera(
     picture = pictures.get(camera.id) if camera.crowd.picture else None
     counts = latest.get(camera.id, {})
     frame_size = camera.crowd.frame_size or (picture and (picture.frame_width, picture.frame_height))
+    plane = camera.crowd.ground_plane
     zones = []
     for z in camera.zones:
         at, people = counts.get(z.id, (None, None))
@@ -51,7 +52,8 @@ def _camera(
                 "id": z.id,
                 "name": z.name or z.id,
                 "polygon": z.polygon,
-                "area_m2": z.area_m2,
+                "area_m2": camera.zone_area_m2(z),
+                "area_from": "configured" if z.area_m2 is not None else "ground" if plane is not None else None,
                 "gathering": z.gathering.model_dump(mode="json", exclude_none=True) if z.gathering else None,
                 "people": people,
                 "counted_at": at,
@@ -65,6 +67,7 @@ def _camera(
         "has_model": camera.crowd.model is not None,
         "frame_size": frame_size or None,
         "zones": zones,
+        "ground": [list(row) for row in plane.matrix] if plane is not None else None,
         "people": counts.get(TOTAL_ZONE, (None, None))[1],
         "picture": None
         if picture is None

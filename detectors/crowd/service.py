@@ -271,6 +271,17 @@ def check_cameras(config: WatchpostConfig) -> tuple[list[str], list[str]]:
                 f"camera {device.id}: model {crowd.model} ({model.fit.get('method', '?')}, counting at"
                 f" {model.width}x{model.height}, zones in {size[0]}x{size[1]} pixels)"
             )
+        plane = crowd.ground_plane
+        if plane is not None:
+            areas = []
+            for z in device.zones:
+                ground = plane.area_m2(z.polygon)
+                given = f"{z.area_m2:g} m² given, the ground gives {ground:.0f}" if z.area_m2 is not None else ""
+                areas.append(f"{z.id} {given or f'{ground:.0f} m²'}")
+            notes.append(
+                f"camera {device.id}: ground plane from {len(crowd.ground or [])} points (worst off by"
+                f" {plane.worst_miss_m:.2f} m): " + ("; ".join(areas) or "no zones")
+            )
         if size is None:
             continue
         w, h = size
@@ -531,7 +542,11 @@ class _Camera:
         width, height = self.frame_size
         sx, sy = model.width / width, model.height / height
         return [
-            Zone(name=z.id, polygon=tuple((x * sx, y * sy) for x, y in z.polygon), area_m2=z.area_m2)
+            Zone(
+                name=z.id,
+                polygon=tuple((x * sx, y * sy) for x, y in z.polygon),
+                area_m2=self.device.zone_area_m2(z),
+            )
             for z in self.device.zones
         ]
 

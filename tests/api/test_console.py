@@ -410,7 +410,8 @@ def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_conf
     console, console_config, new_page, db
 ):
     """On the camera's empty-scene picture with its zone, live count and last hour's chart, clicked and dragged
-    corners become a zone in the camera's 1920x1080 pixels; the YAML the page gives validates into the configuration."""
+    corners become a zone in the camera's 1920x1080 pixels, its ground area shown from the camera's ground points; the
+    YAML the page gives validates into the configuration."""
     _camera_scene(db)
     page = new_page(1440, 1000)
     sign_in(page, console.url, "alice", PASSWORD)
@@ -460,6 +461,10 @@ def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_conf
         assert abs(x - ex) <= 3 and abs(y - ey) <= 3, (drawn.polygon, expected)
     assert drawn.name == "北台阶" and drawn.gathering.threshold == 20 and drawn.gathering.dwell_s == 30
     assert drawn.gathering.growth_factor == 2 and drawn.gathering.growth_window_s == 60
+    # the camera's ground points give the drawn zone's area as it is drawn, and none need be written
+    shown = re.search(r"([\d.]+) m² on the ground", page.inner_text("#zone-ground-area"))
+    area = config.device_index["lotus-cam-square"].zone_area_m2(drawn)
+    assert shown and float(shown.group(1)) == pytest.approx(area, rel=0.01) and "area_m2" not in zone
     assert "Add under zones: of device lotus-cam-square" in page.inner_text("#zone-editor")
 
     page.click("#zone-cancel")
@@ -467,6 +472,7 @@ def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_conf
     assert len(page.query_selector_all("#zone-draft circle.vertex")) == 4
     (square,) = yaml.safe_load(textwrap.dedent(page.inner_text("#zone-yaml")))
     assert square["polygon"] == [[120, 200], [1800, 200], [1800, 1060], [120, 1060]]
+    assert "area_m2" not in square, "its area comes from the ground points, so redrawing it keeps a true one"
     configured = console_config.device_index["lotus-cam-square"].zones[0].gathering.model_dump(exclude_none=True)
     assert square["gathering"] == configured | {"night": {"start": "22:00", "end": "06:00", "severity": "critical"}}
     page.fill("#zone-editor input[name='threshold']", "5")  # below the release level 6: that is left out, said why

@@ -174,7 +174,8 @@ def _picture(db, jpeg: bytes = b"\xff\xd8\xff\xe0empty-scene\xff\xd9") -> None:
 
 
 def test_cameras_list_their_zones_with_the_latest_counts_and_the_picture_size(api, db):
-    """GET /cameras: each counting camera's zones (camera pixels), rules, newest count per zone, frame size."""
+    """GET /cameras: each counting camera's zones (camera pixels), rules, newest count per zone, frame size, and each
+    zone's ground area with where it comes from."""
     now = datetime.now(UTC)
     _observe(
         db,
@@ -197,6 +198,10 @@ def test_cameras_list_their_zones_with_the_latest_counts_and_the_picture_size(ap
     assert square["id"] == "square" and square["name"] == "广场" and square["people"] == 7.5
     assert square["polygon"] == [[120, 200], [1800, 200], [1800, 1060], [120, 1060]]
     assert square["gathering"]["threshold"] == 9 and square["gathering"]["dwell_s"] == 20
+    assert square["area_m2"] == 600 and square["area_from"] == "ground"  # the demo's ground points
+    h = camera["ground"]
+    x, y, w = (sum(h[r][c] * v for c, v in enumerate((1800, 200, 1))) for r in range(3))
+    assert (x / w, y / w) == pytest.approx((24, 25)), "the homography takes the picture to the ground's metres"
     one = api.client("admin").get(f"/cameras/{CAMERA}").json()
     assert one["zones"] == camera["zones"]
 

@@ -86,9 +86,9 @@ def worker(config, database_url, broker, db, model):
     w.stop()
 
 
-@pytest.fixture
-def camera(config, broker):
-    """Publishes JPEG frames of the synthetic scene to the camera's frame topic, as its gateway would."""
+def _camera_sender(config, broker):
+    """A function that publishes JPEG frames of the synthetic scene to the camera's frame topic, as its gateway
+    would (``.close()`` when done)."""
     publisher = Publisher(broker).connect()
     topic = config.device_index[CAMERA].crowd.topic_for(CAMERA)
     rng = np.random.default_rng(5)
@@ -110,8 +110,16 @@ def camera(config, broker):
                 return
             time.sleep(1 / fps)
 
+    send.close = publisher.close  # type: ignore[attr-defined]
+    return send
+
+
+@pytest.fixture
+def camera(config, broker):
+    """Publishes JPEG frames of the synthetic scene to the camera's frame topic, as its gateway would."""
+    send = _camera_sender(config, broker)
     yield send
-    publisher.close()
+    send.close()
 
 
 def _status(worker: CrowdWorker):
@@ -221,6 +229,29 @@ def test_a_gathering_is_raised_after_the_dwell_and_cleared_after_the_release(wor
     assert len(_crowd_alerts(db)) == 1
     n = db.execute("SELECT count(*) FROM alert_snapshots WHERE alert_id = %s", (alert["alert_id"],)).fetchone()[0]
     assert n == 2
+
+
+def test_a_density_rule_counts_per_square_metre_of_the_area_the_cameras_ground_points_give(
+    config, database_url, broker, db, model
+):
+    """A zone with no area_m2 gets its 600 m² from the demo camera's ground points; 0.0125 people/m² raises."""
+    dense = _crowd_config(config, uuid.uuid4().hex[:8], threshold=None, release_threshold=None, density_per_m2=0.0125)
+    zone = dense.device_index[CAMERA].zones[0]
+    assert zone.area_m2 is None and zone.gathering.density_per_m2 == 0.0125
+    w = _start_worker(dense, database_url, broker, model)
+    send = _camera_sender(dense, broker)
+    try:
+        assert w.wait_ready(10)
+        send(PASSERS, seconds=0.5)
+        assert _crowd_alerts(db) == [], "two passers-by are no crowd at 0.0125 per m²"
+        send(PASSERS + CROWD, seconds=2.5)
+        (alert,) = wait_for(lambda: _crowd_alerts(db), timeout=10)
+        detail = alert["detail"]
+        assert detail["reason"] == "density" and detail["people"] >= 600 * 0.0125
+        assert detail["density_per_m2"] == pytest.approx(detail["people"] / 600, rel=0.02)
+    finally:
+        send.close()
+        w.stop()
 
 
 def test_corrupt_frames_and_pixel_bombs_are_refused_with_a_reason_and_counting_goes_on(worker, camera, db):

@@ -64,13 +64,14 @@ def test_parse_refuses_an_unknown_device_and_a_missing_file(capsys, tmp_path):
 
 
 def test_check_config_reports_file_and_line(capsys, tmp_path):
-    """check-config on a broken file exits 2 and names the file and line."""
+    """check-config on a broken file exits 2 and names the file and line; a good one says its cameras' zone areas."""
     bad = tmp_path / "cfg.yaml"
     bad.write_text("timezone: Asia/Shanghai\ningest:\n  batch_max: 0\n", encoding="utf-8")
     assert main(["--config", str(bad), "check-config"]) == 2
     assert f"{bad}:3: ingest.batch_max" in capsys.readouterr().err
     assert main(["check-config"]) == 0
-    assert "20 devices" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "20 devices" in out and "lotus-cam-square: ground plane from 4 points" in out and "square 600 m²" in out
 
 
 def test_crowd_run_refuses_a_camera_that_does_not_count(capsys):

@@ -151,21 +151,52 @@ def test_the_demo_camera_counts_people_with_a_gathering_rule_on_its_square():
     assert camera.crowd is not None and camera.crowd.from_mqtt and camera.crowd.model == "synthetic"
     assert camera.crowd.topic_for(camera.id) == "watchpost/cameras/lotus-cam-square/frame"
     (zone,) = camera.zones
-    assert zone.gathering is not None and zone.gathering.threshold == 9 and zone.area_m2 == 600
+    assert zone.gathering is not None and zone.gathering.threshold == 9
+    assert zone.area_m2 is None and camera.zone_area_m2(zone) == pytest.approx(600), "the area is the ground's"
 
 
+_GROUND = """      ground:                      # the square's corners on the picture and paced out on the ground
+        - {pixel: [120, 1060], metres: [0, 0]}
+        - {pixel: [1800, 1060], metres: [16, 0]}
+        - {pixel: [1800, 200], metres: [24, 25]}
+        - {pixel: [120, 200], metres: [-8, 25]}
+"""
 _NO_RULE = [("          threshold: 9 ", "          # "), ("          growth_factor: 2.5\n", "")]
 _NO_AREA = [
     ("          threshold: 9 ", "          density_per_m2: 0.5\n          threshold: 9 "),
-    ("        area_m2: 600\n", ""),
+    (_GROUND, ""),
 ]
+
+
+def test_a_zones_own_area_wins_over_the_ground_planes(tmp_path):
+    """A zone given area_m2 keeps it; without ground points and area a zone has none."""
+    cfg = _demo_copy(tmp_path)
+    devices = cfg / "devices.yaml"
+    text = devices.read_text(encoding="utf-8")
+    polygon = "polygon: [[120, 200], [1800, 200], [1800, 1060], [120, 1060]]"
+    devices.write_text(text.replace(polygon, polygon + "\n        area_m2: 450"), encoding="utf-8")
+    camera = load_config(cfg).device_index["lotus-cam-square"]
+    assert camera.zone_area_m2(camera.zones[0]) == 450
+    devices.write_text(text.replace(_GROUND, ""), encoding="utf-8")
+    camera = load_config(cfg).device_index["lotus-cam-square"]
+    assert camera.crowd.ground_plane is None and camera.zone_area_m2(camera.zones[0]) is None
 
 
 @pytest.mark.parametrize(
     ("edits", "where", "message"),
     [
         (_NO_RULE, "gathering", "a gathering rule needs a threshold, a density_per_m2 or a growth_factor"),
-        (_NO_AREA, "gathering.density_per_m2", "a density needs the zone's area_m2"),
+        (_NO_AREA, "gathering.density_per_m2", "a density needs the zone's area_m2, or the camera's ground points"),
+        (
+            [("[1800, 200], metres: [24, 25]", "[960, 1060], metres: [8, 0]")],
+            "crowd.ground",
+            "points 1, 2 and 3 lie on one line",
+        ),
+        (  # the far corners 25 m on seen at y = 700, not 200: the ground's horizon comes down to y = 340
+            [("pixel: [1800, 200]", "pixel: [1800, 700]"), ("pixel: [120, 200]", "pixel: [120, 700]")],
+            "zones.0.polygon",
+            "zone 'square': (120, 200) is at or above the horizon",
+        ),
         (
             [("      source: mqtt\n", "      source: mqtt\n      alert: crowd_gatherng\n")],
             "crowd.alert",

@@ -38,6 +38,18 @@ export function area(points) {
   return Math.abs(sum) / 2;
 }
 
+/** Ground area in square metres of a polygon drawn on the picture, through the camera's ground homography
+ * (watchpost/ground.py: pixels -> metres); null when a corner is at or above the horizon (not on the ground). */
+export function groundArea(matrix, points) {
+  const ground = [];
+  for (const [x, y] of points) {
+    const w = matrix[2][0] * x + matrix[2][1] * y + matrix[2][2];
+    if (!(w > 1e-9)) return null;
+    ground.push([(matrix[0][0] * x + matrix[0][1] * y + matrix[0][2]) / w, (matrix[1][0] * x + matrix[1][1] * y + matrix[1][2]) / w]);
+  }
+  return area(ground);
+}
+
 /** The YAML lines of one zone, indented for a camera's `zones:` list as in configs/demo/devices.yaml. */
 export function zoneYaml(zone) {
   const pad = "      ";
@@ -326,7 +338,7 @@ export class Cameras extends PolledView {
       dwell_s: zone.gathering?.dwell_s ?? 30,
       growth_factor: zone.gathering?.growth_factor ?? "",
       growth_window_s: zone.gathering?.growth_window_s ?? 60,
-      area_m2: zone.area_m2 ?? "",
+      area_m2: zone.area_from === "configured" ? zone.area_m2 : "", // an area from the ground points follows the corners
       kept: { ...(zone.gathering || {}) }, // the rule's other settings (release, cooldown, night...) stay as they are
     };
     this.render();
@@ -406,6 +418,11 @@ export class Cameras extends PolledView {
     const share = d.points.length >= 3 ? area(d.points) / (size.w * size.h) : 0;
     const nodes = [];
     if (d.points.length >= 3) nodes.push(el("p.muted", { id: "zone-share" }, t("zone_share", { pct: (share * 100).toFixed(1) })));
+    if (d.points.length >= 3 && cam.ground) {
+      const m2 = groundArea(cam.ground, d.points);
+      if (m2 === null) problems.push(t("zone_above_horizon"));
+      else if (num(d.area_m2) === null) nodes.push(el("p.muted", { id: "zone-ground-area" }, t("zone_ground_area", { m2: m2.toFixed(1) })));
+    }
     for (const w of warnings) nodes.push(el("p.warn-text", null, w));
     if (problems.length) {
       nodes.push(el("ul.error", { id: "zone-problems" }, problems.map((p) => el("li", null, p))));
