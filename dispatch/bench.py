@@ -12,27 +12,23 @@ and for dispatch the ranking of 1,000 units without the database.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-import os
 import random
 import secrets
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from dispatch import actions
 from dispatch.planner import Target, rank_units
@@ -41,7 +37,7 @@ from ingest.mqtt import BrokerAddress, Publisher, Subscriber
 from ingest.normalise import Normaliser
 from watchpost import store
 from watchpost.config import ApiKeyConfig, EventRule, UnitConfig, WatchpostConfig
-from watchpost.embedded import free_port
+from watchpost.embedded import free_port, service_processes
 from watchpost.model import AlertDraft, Outcome, ReceivedMessage, Severity, UnitStatus
 
 __all__ = ["run_alerts_bench"]
@@ -217,53 +213,16 @@ def _mqtt_hop(broker: BrokerAddress, tag: str, n: int = 200) -> tuple[float, flo
 # --- end to end ---------------------------------------------------------------------------------
 
 
-@contextmanager
 def _services(
     cfg: WatchpostConfig, db_url: str, broker_url: str, port: int, tag: str
-) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+) -> contextlib.AbstractContextManager[dict[str, subprocess.Popen[bytes]]]:
     """The ingest worker, the dispatcher and the API, each in its own process, as deployed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg_file = Path(tmp) / "bench.yaml"
-        cfg_file.write_text(yaml.safe_dump(cfg.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
-        env = {
-            **os.environ,
-            "WATCHPOST_DATABASE_URL": db_url,
-            "WATCHPOST_MQTT_URL": broker_url,
-            "WATCHPOST_LOG_LEVEL": "WARNING",
-            "WATCHPOST_API_PORT": str(port),
-        }
-        base = [sys.executable, "-m", "watchpost.cli", "--config", str(cfg_file)]
-        commands = {
-            "ingest": [*base, "ingest", "--worker-id", f"bench-{tag}"],
-            "dispatch": [*base, "dispatch", "--name", f"bench-{tag}"],
-            "api": [*base, "api"],
-        }
-        procs = {
-            name: subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for name, cmd in commands.items()
-        }
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                dead = [n for n, p in procs.items() if p.poll() is not None]
-                if dead or time.monotonic() > deadline:
-                    raise RuntimeError(f"services did not come up (exited: {dead})")
-                time.sleep(0.2)
-            time.sleep(1.0)  # the worker and the dispatcher subscribed
-            yield procs
-        finally:
-            for p in procs.values():
-                p.terminate()
-            for p in procs.values():
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+    commands = {
+        "ingest": ["ingest", "--worker-id", f"bench-{tag}"],
+        "dispatch": ["dispatch", "--name", f"bench-{tag}"],
+        "api": ["api"],
+    }
+    return service_processes(cfg, db_url, broker_url, port, commands)
 
 
 def _end_to_end(

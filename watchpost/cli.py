@@ -173,6 +173,17 @@ def _parser() -> argparse.ArgumentParser:
     b_soak.add_argument("--broker", help="broker URL (default: a private Mosquitto, as for bench ingest)")
     b_soak.add_argument("--json", action="store_true", help="print one JSON object")
     b_soak.set_defaults(handler=_cmd_bench_soak)
+    b_gather = bench_sub.add_parser(
+        "gathering", help="a crowd forms -> its alert on the console, beside the rule's own dwell; and its clearing"
+    )
+    b_gather.add_argument("--dwell", type=_positive, default=20.0, help="seconds the crowd must stay (default 20)")
+    b_gather.add_argument("--release", type=_positive, default=20.0, help="seconds gone before it clears (20)")
+    b_gather.add_argument("--smooth", type=float, default=5.0, help="moving-average window, seconds (default 5)")
+    b_gather.add_argument("--sample-fps", type=_positive, default=2.0, help="frames counted a second (default 2)")
+    b_gather.add_argument("--trials", type=int, default=3, help="gatherings to time (default 3)")
+    b_gather.add_argument("--broker", help="broker URL (default: a private Mosquitto, as for bench ingest)")
+    b_gather.add_argument("--json", action="store_true", help="print one JSON object")
+    b_gather.set_defaults(handler=_cmd_bench_gathering)
 
     b_crowd = bench_sub.add_parser(
         "crowd", help="cameras one crowd worker keeps up with, beside the decoding and counting ceilings"
@@ -924,6 +935,27 @@ def _cmd_bench_alerts(args: argparse.Namespace, settings: Settings) -> int:
             **common, background_rate=args.rate, probes=args.probes, probe_interval=args.interval, as_json=args.json
         ),
     )
+
+
+def _cmd_bench_gathering(args: argparse.Namespace, settings: Settings) -> int:
+    from detectors.crowd.bench_gathering import run_gathering_bench
+
+    if args.trials < 1 or args.smooth < 0:
+        raise SystemExit("bench gathering: --trials must be at least 1 and --smooth not negative")
+
+    def run(**common: object) -> int:
+        run_gathering_bench(
+            **common,
+            dwell_s=args.dwell,
+            release_s=args.release,
+            smooth_s=args.smooth,
+            sample_fps=args.sample_fps,
+            trials=args.trials,
+            as_json=args.json,
+        )
+        return 0
+
+    return _bench(args, settings, run)
 
 
 def _cmd_bench_soak(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,7 +11,11 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +68,55 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def service_processes(
+    config: Any, database_url: str, broker_url: str, port: int, commands: dict[str, list[str]]
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """Watchpost services, each ``watchpost <command ...>`` in its own process as deployed, on ``config``
+    (written to a scratch file), the database and broker given and the API on ``port``; yields once the
+    API answers ``/health`` (a second more for the others to subscribe) and stops them all after."""
+    import httpx  # here: only the benchmarks start services
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg_file = Path(tmp) / "bench.yaml"
+        cfg_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), allow_unicode=True), encoding="utf-8")
+        env = {
+            **os.environ,
+            "WATCHPOST_DATABASE_URL": database_url,
+            "WATCHPOST_MQTT_URL": broker_url,
+            "WATCHPOST_LOG_LEVEL": "WARNING",
+            "WATCHPOST_API_PORT": str(port),
+        }
+        base = [sys.executable, "-m", "watchpost.cli", "--config", str(cfg_file)]
+        procs = {
+            name: subprocess.Popen([*base, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name, args in commands.items()
+        }
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                dead = [n for n, p in procs.items() if p.poll() is not None]
+                if dead or time.monotonic() > deadline:
+                    raise RuntimeError(f"services did not come up (exited: {dead})")
+                time.sleep(0.2)
+            time.sleep(1.0)  # the workers subscribed
+            yield procs
+        finally:
+            for p in procs.values():
+                p.terminate()
+            for p in procs.values():
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
 
 
 def start_postgres(data_dir: Path, services: EmbeddedServices) -> str:
