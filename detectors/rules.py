@@ -24,6 +24,7 @@ import psycopg
 from detectors.hotlist import HotlistIndex
 from watchpost import store
 from watchpost.config import (
+    DeviceCountRule,
     EventRule,
     GeofenceRule,
     HotlistRule,
@@ -114,6 +115,7 @@ class RuleEngine:
         self.hotlist_rules = [r for r in rules if isinstance(r, HotlistRule)]
         self.repeat_rules = [r for r in rules if isinstance(r, RepeatRule)]
         self.surge_rules = [r for r in rules if isinstance(r, SurgeRule)]
+        self.count_rules = [r for r in rules if isinstance(r, DeviceCountRule)]
         self.fences: dict[str, tuple[GeofenceRule, list[tuple[float, float]], str]] = {}
         for rule in rules:
             if isinstance(rule, GeofenceRule):
@@ -233,7 +235,68 @@ class RuleEngine:
         fence = self.fences.get(e.device_id)
         if fence is not None and e.kind is EventKind.GPS_POSITION:
             out.extend(self._geofence(fence, e))
+        for count_rule in self.count_rules:
+            out.extend(self._device_count(conn, count_rule, e))
         return out
+
+    def _device_count(self, conn: psycopg.Connection, rule: DeviceCountRule, e: Event) -> list[AlertDraft]:
+        """A zone's reported people at or above the threshold for the dwell raises; the first report under the
+        release level after one above it notes the end on the open alert. The reports are the stored events."""
+        if e.count is None or e.kind.value not in rule.kinds or (rule.devices and e.device_id not in rule.devices):
+            return []
+        key = f"{e.device_id}:{e.zone}" if e.zone else e.device_id
+        reports = store.count_reports(
+            conn,
+            device_id=e.device_id,
+            zone=e.zone,
+            kinds=rule.kinds,
+            since=e.occurred_at - timedelta(seconds=rule.dwell_s + rule.max_gap_s),
+            until=e.occurred_at,
+        )
+        if e.count >= rule.threshold:
+            # the stretch of reports at or above the threshold that ends with this one
+            start, later, reported, peak = e.occurred_at, e.occurred_at, 0, e.count
+            for at, count in reversed(reports):
+                if count is None or count < rule.threshold or (later - at).total_seconds() > rule.max_gap_s:
+                    break
+                start, later, reported, peak = at, at, reported + 1, max(peak, count)
+            if (e.occurred_at - start).total_seconds() < rule.dwell_s:
+                return []
+            detail = {
+                "people": e.count,
+                "threshold": rule.threshold,
+                "since": store.jsonable(start),
+                "reports": max(reported, 1),
+                "peak_people": peak,
+                "dwell_s": rule.dwell_s,
+                "counted_by": "device",
+                "source_format": e.source_format,
+                "cleared_at": None,  # a gathering back while its alert is still open is no longer over
+            }
+            return [
+                draft_for(
+                    self.config,
+                    rule,
+                    device_id=e.device_id,
+                    site_id=e.site_id,
+                    at=e.occurred_at,
+                    key=key,
+                    events=[e],
+                    zone=e.zone,
+                    detail=detail,
+                )
+            ]
+        earlier = [count for at, count in reports if at < e.occurred_at]
+        if e.count < rule.release and earlier and earlier[-1] is not None and earlier[-1] >= rule.release:
+            store.note_open_alert(
+                conn,
+                dedup_key=f"{rule.alert}:{key}",
+                action="gathering_cleared",
+                actor=f"rule:{rule.name}",
+                detail={"cleared_at": store.jsonable(e.occurred_at), "people_at_clear": e.count},
+                seen_at=e.occurred_at,
+            )
+        return []
 
     def _hotlist(self, conn: psycopg.Connection, e: Event, list_name: str, value: str) -> list[AlertDraft]:
         rules = [r for r in self.hotlist_rules if r.list == list_name]

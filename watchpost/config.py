@@ -551,6 +551,46 @@ class EventRule(_Rule):
     min_count: int | None = Field(default=None, ge=0, description="Only when the event's count is at least this")
 
 
+class DeviceCountRule(_Rule):
+    """A gathering from the people counts devices report themselves (a Hikvision camera's PDC counts, a gateway's
+    ``crowd_count`` events), judged as Watchpost judges its own counts: a zone whose reports stay at or above
+    ``threshold`` for ``dwell_s`` raises; the first report under ``release_threshold`` after that notes the
+    gathering's end on the open alert (which stays open: people decide when it is over)."""
+
+    type: Literal["device_count"] = "device_count"
+    kinds: list[EventKindName] = Field(
+        default_factory=lambda: ["crowd_count"], min_length=1, description="Event kinds whose count is people"
+    )
+    devices: list[str] = Field(default_factory=list, description="Only from these devices; empty = any")
+    threshold: int = Field(gt=0, description="People in a report that count towards a gathering")
+    dwell_s: float = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="Seconds the reports must have stayed at or above the threshold (0: the first such report)",
+    )
+    release_threshold: int | None = Field(
+        default=None, gt=0, description="A report under this ends the gathering; default 80 % of the threshold"
+    )
+    max_gap_s: float = Field(
+        default=900,
+        gt=0,
+        le=86400,
+        description="Reports further apart than this are not one stretch (the device was off or unreachable)",
+    )
+
+    @model_validator(mode="after")
+    def _release_below(self) -> DeviceCountRule:
+        if self.release_threshold is not None and self.release_threshold > self.threshold:
+            raise ValueError("release_threshold must not exceed threshold (it is the lower level of the hysteresis)")
+        return self
+
+    @property
+    def release(self) -> float:
+        """The level under which a report ends the gathering."""
+        return float(self.release_threshold) if self.release_threshold is not None else 0.8 * self.threshold
+
+
 class HotlistRule(_Rule):
     """Raise an alert when a read matches a hotlist entry, exactly or through OCR confusions."""
 
@@ -638,7 +678,15 @@ class ResponseLevelRule(_Rule):
 
 
 Rule = Annotated[
-    EventRule | HotlistRule | RepeatRule | SurgeRule | GeofenceRule | HeldOpenRule | OfflineRule | ResponseLevelRule,
+    EventRule
+    | DeviceCountRule
+    | HotlistRule
+    | RepeatRule
+    | SurgeRule
+    | GeofenceRule
+    | HeldOpenRule
+    | OfflineRule
+    | ResponseLevelRule,
     Field(discriminator="type"),
 ]
 
@@ -905,7 +953,7 @@ class WatchpostConfig(_Model):
         for i, rule in enumerate(self.rules):
             if rule.alert not in types:
                 raise _located(("rules", i, "alert"), f"unknown alert type {rule.alert!r}; known: {sorted(types)}")
-            if isinstance(rule, EventRule):
+            if isinstance(rule, EventRule | DeviceCountRule):
                 for name in rule.devices:
                     if name not in device_ids:
                         raise _located(("rules", i, "devices"), f"unknown device {name!r}")

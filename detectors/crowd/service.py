@@ -896,6 +896,7 @@ class _Recorder:
                 "counts": list(trend.counts),
             },
             "snapshot": True,
+            "cleared_at": None,  # a gathering back while its alert is still open is no longer over
         }
         if alarm.density_per_m2 is not None:
             detail["density_per_m2"] = round(alarm.density_per_m2, 3)

@@ -200,7 +200,8 @@ def test_a_gathering_reaches_the_live_stream_with_count_trend_and_snapshot(worke
 
 
 def test_a_gathering_is_raised_after_the_dwell_and_cleared_after_the_release(worker, camera, db):
-    """No alert before the dwell; once the crowd has left for the release time the alert is annotated, not resolved."""
+    """No alert before the dwell; once the crowd has left for the release time the alert is annotated, not resolved;
+    the crowd back folds into it, no longer cleared."""
     camera(PASSERS, seconds=0.5)
     started = time.time()
     camera(PASSERS + CROWD, seconds=0.6)
@@ -227,6 +228,7 @@ def test_a_gathering_is_raised_after_the_dwell_and_cleared_after_the_release(wor
     camera(PASSERS + CROWD, seconds=2.0)
     wait_for(lambda: store.alert_snapshot(db, alert["alert_id"])["count"] == 2, timeout=10)
     assert len(_crowd_alerts(db)) == 1
+    assert store.alert_snapshot(db, alert["alert_id"])["detail"]["cleared_at"] is None, "the crowd is back"
     n = db.execute("SELECT count(*) FROM alert_snapshots WHERE alert_id = %s", (alert["alert_id"],)).fetchone()[0]
     assert n == 2
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from detectors.rules import RuleEngine
+from tests.conftest import FIXTURES
 from tests.support import canonical_payload, events_from, ingest
 from watchpost import store
 from watchpost.config import NightWindow
@@ -202,3 +203,80 @@ def test_repeats_within_one_batch_are_one_alert_with_their_count(db, config, eng
     alert = store.get_alert_row(db, raised.alert_id)
     assert raised.created and alert["count"] == 3 and alert["last_seen"] > alert["first_seen"]
     assert len(store.alert_sources(db, raised.alert_id)) == 3
+
+
+def _counting(config, **rule):
+    """An engine with this device_count rule instead of the demo's (and the demo's other rules)."""
+    from watchpost.config import DeviceCountRule
+
+    count_rule = DeviceCountRule(name="device-crowd", alert="crowd_gathering", **rule)
+    others = [r for r in config.rules if not isinstance(r, DeviceCountRule)]
+    return RuleEngine(config.model_copy(update={"rules": [*others, count_rule]}))
+
+
+def _report(db, config, engine, at, people, zone="gate-square"):
+    payload = canonical_payload("crowd_count", "periodic", at=at, count=people, zone=zone)
+    return ingest(db, engine, events_from(config, "lotus-cam-square", payload))
+
+
+def test_device_counts_above_the_threshold_for_the_dwell_raise_and_a_low_report_notes_the_end(db, config):
+    """Reports of 20 or more for 30 s raise crowd_gathering with the stretch's start and peak; more fold into it;
+    the first report under the release level notes gathering_cleared once, the alert stays open, and a crowd
+    back while it is open folds into it again, no longer cleared."""
+    engine = _counting(config, threshold=20, dwell_s=30)
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    assert _report(db, config, engine, t, 12) == []
+    assert _report(db, config, engine, t + timedelta(seconds=40), 25) == [], "one report is no stay of 30 s"
+    (raised,) = _report(db, config, engine, t + timedelta(seconds=80), 26)
+    alert = store.get_alert_row(db, raised.alert_id)
+    assert alert["type"] == "crowd_gathering" and alert["zone"] == "gate-square" and alert["rule"] == "device-crowd"
+    detail = alert["detail"]
+    assert detail["people"] == 26 and detail["peak_people"] == 26 and detail["reports"] == 2
+    assert detail["since"] == store.jsonable(t + timedelta(seconds=40)) and detail["counted_by"] == "device"
+    (again,) = _report(db, config, engine, t + timedelta(seconds=100), 31)
+    assert again.alert_id == raised.alert_id and again.count == 2
+    assert _report(db, config, engine, t + timedelta(seconds=120), 17) == []  # under 20, above the release (16)
+    assert _report(db, config, engine, t + timedelta(seconds=140), 10) == []
+    assert _report(db, config, engine, t + timedelta(seconds=160), 9) == []
+    notes = [n for n in store.alert_timeline(db, raised.alert_id) if n["action"] == "gathering_cleared"]
+    assert len(notes) == 1 and notes[0]["detail"]["people_at_clear"] == 10
+    after = store.get_alert_row(db, raised.alert_id)
+    assert after["state"] not in ("resolved", "cancelled") and after["detail"]["cleared_at"]
+    _report(db, config, engine, t + timedelta(seconds=180), 24)
+    (back,) = _report(db, config, engine, t + timedelta(seconds=220), 24)  # the crowd is back: the same open alert
+    assert back.alert_id == raised.alert_id and store.get_alert_row(db, raised.alert_id)["detail"]["cleared_at"] is None
+
+
+def test_a_report_under_the_threshold_or_a_long_silence_breaks_the_stretch(db, config):
+    """A report under the threshold starts the stay again; so does a gap longer than max_gap_s between reports;
+    another zone of the device is a stretch of its own."""
+    engine = _counting(config, threshold=20, dwell_s=30, max_gap_s=60)
+    t = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    for offset, people in ((0, 25), (30, 12), (50, 25)):
+        assert _report(db, config, engine, t + timedelta(seconds=offset), people) == []
+    assert _report(db, config, engine, t + timedelta(seconds=70), 25, zone="north") == [], "another zone"
+    assert _report(db, config, engine, t + timedelta(seconds=200), 25) == [], "after 130 s of silence"
+    assert _report(db, config, engine, t + timedelta(seconds=220), 25) == []
+    (raised,) = _report(db, config, engine, t + timedelta(seconds=230), 25)
+    assert store.get_alert_row(db, raised.alert_id)["detail"]["since"] == store.jsonable(t + timedelta(seconds=200))
+
+
+def test_a_hikvision_cameras_own_people_count_raises_through_a_device_count_rule(db, config):
+    """The PDC count of a real Hikvision payload (4 people in Area1) raises at a threshold of 4 with no dwell."""
+    engine = _counting(config, threshold=4)
+    payload = (FIXTURES / "formats" / "hikvision_person_density_pdc.json").read_bytes()
+    (raised,) = ingest(db, engine, events_from(config, "lotus-cam-square", payload))
+    alert = store.get_alert_row(db, raised.alert_id)
+    assert alert["zone"] == "Area1" and alert["detail"]["people"] == 4
+    assert alert["detail"]["source_format"] == "hikvision"
+    assert _counting(config, threshold=5).config.rules[-1].release == 4.0
+
+
+def test_a_device_count_rule_with_its_release_above_its_threshold_is_refused():
+    """The release level is the hysteresis's lower one: above the threshold it is a configuration error."""
+    from pydantic import ValidationError
+
+    from watchpost.config import DeviceCountRule
+
+    with pytest.raises(ValidationError, match="release_threshold must not exceed threshold"):
+        DeviceCountRule(name="x", alert="crowd_gathering", threshold=10, release_threshold=12)

@@ -27,6 +27,7 @@ __all__ = [
     "bump_rates",
     "case_counts",
     "count_recent",
+    "count_reports",
     "delete_hotlist_entry",
     "get_hotlist_entry",
     "hotlist_version",
@@ -190,6 +191,25 @@ def count_recent(
         params.extend(attribute)
     row = conn.execute(f"SELECT count(*) FROM events WHERE {' AND '.join(where)}", params).fetchone()
     return int(row[0]) if row else 0
+
+
+def count_reports(
+    conn: psycopg.Connection,
+    *,
+    device_id: str,
+    zone: str | None,
+    kinds: Sequence[str],
+    since: datetime,
+    until: datetime,
+) -> list[tuple[datetime, int | None]]:
+    """The people counts a device reported for one zone (None: the whole view), oldest first, between two times
+    (both inclusive); repeats of a vendor's event are left out."""
+    rows = conn.execute(
+        "SELECT occurred_at, count FROM events WHERE device_id = %s AND kind = ANY(%s) AND zone IS NOT DISTINCT FROM %s"
+        " AND occurred_at >= %s AND occurred_at <= %s AND NOT repeat ORDER BY occurred_at",
+        (device_id, list(kinds), zone, since, until),
+    ).fetchall()
+    return [(r[0], None if r[1] is None else int(r[1])) for r in rows]
 
 
 def bump_rates(conn: psycopg.Connection, *, counts: Sequence[tuple[str, str, datetime, int]]) -> None:
