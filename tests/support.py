@@ -120,3 +120,15 @@ class TopicListener:
 
     def bodies(self, topic: str | None = None) -> list[dict[str, Any]]:
         return [body for t, body, _ in list(self.messages) if topic is None or t == topic]
+
+
+def synthetic_ground(x: float, y: float) -> tuple[float, float]:
+    """Where a pixel of the synthetic test scene lies on the ground: a level camera 300 px of focal length at the
+    height that makes a 1.7 m person as tall as the scene draws them (22 px at the top row, 60 at the bottom)."""
+    from detectors.crowd import synthetic as syn
+
+    slope = (syn.BOTTOM_HEIGHT - syn.TOP_HEIGHT) / syn.HEIGHT  # person pixels per row
+    horizon = -syn.TOP_HEIGHT / slope
+    camera_height = 1.7 / slope
+    depth = 300.0 * camera_height / (y - horizon)
+    return ((x - syn.WIDTH / 2) * depth / 300.0, depth)

@@ -19,7 +19,9 @@ from itertools import combinations
 
 import numpy as np
 
-__all__ = ["GroundError", "GroundPlane", "polygon_area"]
+__all__ = ["PERSON_HEIGHT_M", "GroundError", "GroundPlane", "polygon_area"]
+
+PERSON_HEIGHT_M = 1.7  # an adult standing, for a person's height in pixels from the ground's scale
 
 # Three points closer to one line than this share of the points' spread make the homography
 # unstable (and exactly on one line, undefined).
@@ -127,3 +129,43 @@ class GroundPlane:
     def area_m2(self, polygon: Sequence[tuple[float, float]]) -> float:
         """Ground area of a zone drawn on the picture, in square metres."""
         return polygon_area(self.to_ground(polygon))
+
+    def row_scale(self, width: int, height: int) -> np.ndarray:
+        """Pixels per metre along the picture's rows at each pixel of a ``width`` x ``height`` picture, as if the
+        pixel were on the ground (float32, rows x cols; 0 at and above the horizon).
+
+        Along a row the ground runs parallel to the picture, so this is also how many pixels a metre of anything
+        upright standing there spans: a person of 1.7 m stands about 1.7 times it tall.
+        """
+        h = np.asarray(self.matrix, np.float64)
+        x = np.arange(width, dtype=np.float64)[None, :]
+        y = np.arange(height, dtype=np.float64)[:, None]
+        u = h[0, 0] * x + h[0, 1] * y + h[0, 2]
+        v = h[1, 0] * x + h[1, 1] * y + h[1, 2]
+        w = h[2, 0] * x + h[2, 1] * y + h[2, 2]
+        # d(ground)/dx of (u/w, v/w): metres a pixel step along the row moves on the ground
+        with np.errstate(divide="ignore", invalid="ignore"):
+            du = (h[0, 0] * w - u * h[2, 0]) / (w * w)
+            dv = (h[1, 0] * w - v * h[2, 0]) / (w * w)
+            scale = 1.0 / np.hypot(du, dv)
+        scale = np.where((w > 1e-9) & np.isfinite(scale), scale, 0.0)
+        return scale.astype(np.float32)
+
+    def perspective(self, width: int, height: int) -> tuple[np.ndarray, float]:
+        """The perspective weight of each pixel (float32, larger where people look smaller, 1 where they look as
+        tall as at the picture's median ground scale) and that median scale in pixels per metre.
+
+        A person's area in the picture goes with the square of the scale, so the weight is its inverse square;
+        at and above the horizon (sky, walls: nobody stands there) it is the largest of the ground's, and it
+        stays within a factor of 100 of 1 either way.
+        """
+        scale = self.row_scale(width, height)
+        ground = scale > 0
+        if not ground.any():
+            raise GroundError("the whole picture is at or above the horizon of the ground points")
+        reference = float(np.median(scale[ground]))
+        weight = np.ones_like(scale)
+        weight[ground] = (reference / scale[ground]) ** 2
+        np.clip(weight, 0.01, 100.0, out=weight)
+        weight[~ground] = float(weight[ground].max())
+        return weight.astype(np.float32), reference

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     cal = sub.add_parser("calibrate", help="fit a camera model from labelled frames")
     _frame_args(cal)
     cal.add_argument("--roi", type=Path, help="npz with roi_mask and/or perspective (480x640 for Mall)")
+    cal.add_argument(
+        "--ground",
+        type=parse_ground,
+        help='4+ points on the ground, "x,y=X,Y ..." (pixels of the frames = metres on the ground, as the camera\'s'
+        " crowd.ground): the perspective from them, where no perspective map is known",
+    )
     cal.add_argument(
         "--person-height",
         type=float,
@@ -104,6 +111,22 @@ def _frame_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--range", dest="span", type=parse_range, help="only labels at 1-based positions FIRST-LAST")
 
 
+def parse_ground(text: str) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """``"x,y=X,Y x,y=X,Y ..."`` (picture pixels = ground metres) -> (pixels, metres)."""
+    number = r"-?\d+(?:\.\d+)?"
+    pixels, metres = [], []
+    for token in text.split():
+        m = re.fullmatch(rf"({number}),({number})=({number}),({number})", token)
+        if not m:
+            raise argparse.ArgumentTypeError(f"{token!r}: expected x,y=X,Y (pixels = metres), e.g. 120,1060=0,0")
+        x, y, gx, gy = (float(v) for v in m.groups())
+        pixels.append((x, y))
+        metres.append((gx, gy))
+    if len(pixels) < 4:
+        raise argparse.ArgumentTypeError(f"{len(pixels)} ground point(s): at least 4 are needed")
+    return pixels, metres
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``"640x352"`` -> (640, 352)."""
     w, sep, h = text.lower().partition("x")
@@ -140,18 +163,33 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
     from detectors.crowd.calibration import CalibrationError, calibrate
     from detectors.crowd.camera import ModelFileError, load_roi
     from detectors.crowd.capture import DirectorySource, FrameError
+    from watchpost.ground import PERSON_HEIGHT_M, GroundPlane
 
     try:
         labels = _select(args)
         roi, perspective = load_roi(args.roi) if args.roi else (None, None)
         source = DirectorySource(args.frames)
+        person_height = args.person_height
+        ground_note = None
+        if args.ground:
+            if perspective is not None:
+                raise ValueError(f"{args.roi} has a perspective map and --ground gives one: give one or the other")
+            plane = GroundPlane.fit(*args.ground)
+            height, width = source.read(labels[0].frame).shape[:2] if labels else (0, 0)
+            perspective, reference = plane.perspective(width, height)
+            person_height = person_height or PERSON_HEIGHT_M * reference
+            tall = PERSON_HEIGHT_M * plane.row_scale(width, height)
+            ground_note = (
+                f"perspective from {len(args.ground[0])} ground points: a person {tall[tall > 0].min():.0f}-"
+                f"{tall.max():.0f} px tall in the frames (worst point off by {plane.worst_miss_m:.2f} m)"
+            )
         started = time.perf_counter()
         model = calibrate(
             labels,
             lambda lf: source.read(lf.frame),
             roi=roi,
             perspective=perspective,
-            person_height_px=args.person_height,
+            person_height_px=person_height,
             cell=args.cell,
             size=args.size,
             ridge=args.ridge,
@@ -165,6 +203,8 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
         print(f"crowd calibrate: {exc}", file=sys.stderr)
         return 2
     took = time.perf_counter() - started
+    if ground_note and not args.json:
+        print(ground_note)
     result = {**model.fit, "out": str(args.out), "seconds": round(took, 1)}
     if args.json:
         print(json.dumps(result))
@@ -192,8 +232,6 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
 
 
 def _cmd_grab(args: argparse.Namespace, _settings: Any = None) -> int:
-    import re
-
     from detectors.crowd.capture import FileSource, FrameError, SnapshotSource, StreamSource, redact_url
     from detectors.crowd.snapshot import encode_jpeg
 

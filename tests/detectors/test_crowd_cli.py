@@ -9,6 +9,7 @@ import pytest
 
 from detectors.crowd import synthetic as syn
 from tests.camera_http import SnapshotCamera
+from tests.support import synthetic_ground
 from watchpost.cli import main
 
 
@@ -52,6 +53,39 @@ def test_calibrate_says_how_the_density_model_was_chosen(dataset, tmp_path, caps
     text = capsys.readouterr().out
     assert "from 60 frames" in text and "(density trees)" in text
     assert "held out, a quarter at a time: linear density" in text and "row profile: the trees' rows" in text
+
+
+def _ground_points() -> str:
+    """The synthetic scene's ground points as --ground gives them (see tests/watchpost/test_ground.py)."""
+    points = [(40, 60), (280, 60), (300, 230), (20, 230)]
+    return " ".join(f"{x},{y}={gx:.3f},{gy:.3f}" for (x, y), (gx, gy) in ((p, synthetic_ground(*p)) for p in points))
+
+
+def test_calibrate_takes_its_perspective_from_ground_points_where_no_map_is_known(dataset, tmp_path, capsys):
+    """With --ground instead of a perspective map, calibration says how tall a person is and counts as well."""
+    folder, labels, _ = dataset
+    out = tmp_path / "ground.model"
+    args = ["crowd", "calibrate", "--frames", str(folder / "frames"), "--labels", str(labels), "--range", "1-80"]
+    assert main([*args, "--ground", _ground_points(), "--out", str(out)]) == 0
+    assert "perspective from 4 ground points: a person 22-60 px tall" in capsys.readouterr().out
+    ev = ["crowd", "eval", "--model", str(out), "--frames", str(folder / "frames"), "--labels", str(labels)]
+    assert main([*ev, "--range", "81-120", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mae"] < 1.5
+
+
+def test_calibrate_refuses_two_perspectives_and_points_that_are_not_ground(dataset, tmp_path, capsys):
+    """A perspective map and --ground together, too few points or a malformed one: exit 2 with the reason."""
+    folder, labels, roi = dataset
+    args = ["crowd", "calibrate", "--frames", str(folder / "frames"), "--labels", str(labels), "--range", "1-20"]
+    args += ["--out", str(tmp_path / "x.model")]
+    assert main([*args, "--roi", str(roi), "--ground", _ground_points()]) == 2
+    assert "give one or the other" in capsys.readouterr().err
+    for bad in ("1,2=0,0 3,4=1,1", "1,2=0,0 3,4=1,1 5,6=2,2 7,8"):
+        with pytest.raises(SystemExit) as stopped:
+            main([*args, "--ground", bad])
+        assert stopped.value.code == 2
+    assert main([*args, "--ground", "0,0=0,0 100,0=1,0 200,0=2,0 0,100=0,1"]) == 2
+    assert "lie on one line" in capsys.readouterr().err
 
 
 def test_eval_json_has_the_count_and_speed_keys(model, dataset, capsys):

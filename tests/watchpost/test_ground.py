@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.support import synthetic_ground
 from watchpost.ground import GroundError, GroundPlane, polygon_area
 
 # A pinhole camera 6 m up, pitched 25 degrees down, 1000 px focal length, 1920x1080 picture.
@@ -83,3 +84,29 @@ def test_a_place_at_or_above_the_horizon_is_not_on_the_ground():
     assert plane.area_m2(below) > 0
     with pytest.raises(GroundError, match="above the horizon"):
         plane.area_m2([(800, horizon_y - 5), (1100, horizon_y + 40), (1100, 600), (800, 600)])
+
+
+def test_the_ground_points_give_the_scenes_perspective_and_a_persons_height_in_pixels():
+    """Four ground points of the synthetic scene give its perspective map up to a constant, and a 1.7 m person's
+    height at the top and bottom rows is the height the scene draws."""
+    from detectors.crowd import synthetic as syn
+
+    pixels = [(40, 60), (280, 60), (300, 230), (20, 230)]
+    plane = GroundPlane.fit(pixels, [synthetic_ground(*p) for p in pixels])
+    weight, reference = plane.perspective(syn.WIDTH, syn.HEIGHT)
+    ratio = weight / syn.perspective()
+    assert ratio.max() / ratio.min() == pytest.approx(1.0, abs=1e-4)
+    tall = 1.7 * plane.row_scale(syn.WIDTH, syn.HEIGHT)
+    assert tall[0, 160] == pytest.approx(syn.person_height(0), rel=1e-3)
+    assert tall[-1, 5] == pytest.approx(syn.person_height(syn.HEIGHT - 1), rel=1e-3)
+    assert syn.TOP_HEIGHT < 1.7 * reference < syn.BOTTOM_HEIGHT
+
+
+def test_above_the_horizon_the_perspective_is_the_farthest_grounds():
+    """Rows at and above the horizon (sky, walls) get the largest weight the ground has, not infinity."""
+    plane = _plane([(-5, 8), (5, 8), (5, 16), (-5, 16)])
+    weight, _ = plane.perspective(1920, 1080)
+    horizon_row = int(_CY - _F * math.tan(_PITCH))
+    assert np.isfinite(weight).all() and weight.max() <= 100.0
+    assert (weight[: horizon_row - 1] == weight.max()).all()
+    assert weight[horizon_row + 50, 960] > weight[700, 960] > weight[1079, 960]
