@@ -526,6 +526,46 @@ def test_clicked_heads_on_the_labelling_page_are_written_to_labels_json(start_la
     assert not page.errors
 
 
+def test_an_engineer_places_the_cameras_ground_points_and_sees_each_zones_area_from_them(
+    console, console_config, new_page, db
+):
+    """Four clicked ground points with their metres give the ground: lines the configuration accepts, and the
+    square zone's area the page shows is the one the configuration computes from those lines."""
+    _camera_scene(db)
+    page = new_page(1440, 1000)
+    sign_in(page, console.url, "alice", PASSWORD)
+    _console_ready(page)
+    page.click("#nav button[data-view='cameras']")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#camera-picture'); return i && i.naturalWidth > 0 }"
+    )
+    page.click("#ground-new")
+    box = page.query_selector("#zone-svg").bounding_box()
+    corners = ((0.1, 0.9), (0.9, 0.9), (0.8, 0.3), (0.2, 0.3))
+    for fx, fy in corners[:3]:
+        page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+    assert "At least 4 ground points" in page.inner_text("#zone-problems")
+    page.mouse.click(box["x"] + corners[3][0] * box["width"], box["y"] + corners[3][1] * box["height"])
+    assert "needs its place on the ground" in page.inner_text("#zone-problems")
+    for i, (gx, gy) in enumerate(((0, 0), (20, 0), (20, 30), (0, 30))):
+        page.fill(f"#ground-form input[name='ground-{i}-0']", str(gx))
+        page.fill(f"#ground-form input[name='ground-{i}-1']", str(gy))
+    shown = re.search(r"广场: ([\d.]+) m²", page.inner_text("#ground-areas"))
+    screenshot(page, "console-cameras-ground")
+    lines = yaml.safe_load(textwrap.dedent(page.inner_text("#zone-yaml")))["ground"]
+    assert [p["metres"] for p in lines] == [[0, 0], [20, 0], [20, 30], [0, 30]]
+    doc = console_config.model_dump(mode="json")
+    camera = next(d for d in doc["devices"] if d["id"] == "lotus-cam-square")
+    camera["crowd"]["ground"] = lines
+    placed = WatchpostConfig.model_validate(doc).device_index["lotus-cam-square"]
+    area = placed.zone_area_m2(placed.zones[0])
+    assert shown and float(shown.group(1)) == pytest.approx(area, rel=0.005)
+    assert area != pytest.approx(600, rel=0.05), "the areas come from the points placed, not the demo's"
+    page.fill("#ground-form input[name='ground-3-0']", "40")  # point 4 on the line through 1 and 2
+    page.fill("#ground-form input[name='ground-3-1']", "0")
+    assert "fix no ground plane" in page.inner_text("#zone-problems")
+
+
 def test_a_crowd_alerts_detail_shows_its_snapshot_and_opens_its_camera(console, new_page, db):
     """A crowd alert's detail shows the annotated snapshot; one click opens its camera's picture with the zones
     and the last hour of counts."""

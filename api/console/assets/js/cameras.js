@@ -50,6 +50,80 @@ export function groundArea(matrix, points) {
   return area(ground);
 }
 
+/** The homography taking picture pixels to ground metres through 4+ point pairs (least squares, Hartley-normalised
+ * as watchpost/ground.py fits it); null when the points fix no plane (three in a row, too few). */
+export function fitGround(pixels, metres) {
+  if (pixels.length < 4 || pixels.length !== metres.length) return null;
+  if (pixels.length === 4 && (inARow(pixels) || inARow(metres))) return null;
+  const norm = (pts) => {
+    const n = pts.length;
+    const cx = pts.reduce((a, p) => a + p[0], 0) / n;
+    const cy = pts.reduce((a, p) => a + p[1], 0) / n;
+    const spread = pts.reduce((a, p) => a + Math.hypot(p[0] - cx, p[1] - cy), 0) / n || 1;
+    const k = Math.SQRT2 / spread;
+    return [[k, 0, -k * cx], [0, k, -k * cy], [0, 0, 1]];
+  };
+  const apply = (m, [x, y]) => [m[0][0] * x + m[0][1] * y + m[0][2], m[1][0] * x + m[1][1] * y + m[1][2]];
+  const ts = norm(pixels);
+  const td = norm(metres);
+  // h33 = 1: two equations a point, solved by the normal equations (8 x 8, Gaussian elimination)
+  const ata = Array.from({ length: 8 }, () => new Array(9).fill(0));
+  pixels.forEach((p, i) => {
+    const [x, y] = apply(ts, p);
+    const [u, v] = apply(td, metres[i]);
+    for (const [row, b] of [[[x, y, 1, 0, 0, 0, -u * x, -u * y], u], [[0, 0, 0, x, y, 1, -v * x, -v * y], v]]) {
+      for (let r = 0; r < 8; r++) {
+        for (let c = 0; c < 8; c++) ata[r][c] += row[r] * row[c];
+        ata[r][8] += row[r] * b;
+      }
+    }
+  });
+  for (let c = 0; c < 8; c++) {
+    let pivot = c;
+    for (let r = c + 1; r < 8; r++) if (Math.abs(ata[r][c]) > Math.abs(ata[pivot][c])) pivot = r;
+    if (Math.abs(ata[pivot][c]) < 1e-9) return null;
+    [ata[c], ata[pivot]] = [ata[pivot], ata[c]];
+    for (let r = 0; r < 8; r++) {
+      if (r === c) continue;
+      const f = ata[r][c] / ata[c][c];
+      for (let k = c; k < 9; k++) ata[r][k] -= f * ata[c][k];
+    }
+  }
+  const h = ata.map((row, i) => row[8] / row[i]);
+  const hn = [[h[0], h[1], h[2]], [h[3], h[4], h[5]], [h[6], h[7], 1]];
+  // undo the normalisations: H = inv(td) . hn . ts
+  const mul = (a, b) => a.map((row) => [0, 1, 2].map((j) => row[0] * b[0][j] + row[1] * b[1][j] + row[2] * b[2][j]));
+  const k = td[0][0];
+  const tdInv = [[1 / k, 0, -td[0][2] / k], [0, 1 / k, -td[1][2] / k], [0, 0, 1]];
+  let m = mul(mul(tdInv, hn), ts);
+  const w0 = m[2][0] * pixels[0][0] + m[2][1] * pixels[0][1] + m[2][2];
+  if (w0 < 0) m = m.map((row) => row.map((v) => -v)); // the given points in front, as the server has it
+  return m;
+}
+
+/** Whether three of four points lie on one line (within 2 % of their extent), as watchpost/ground.py refuses. */
+function inARow(points) {
+  const xs = points.map((p) => p[0]);
+  const ys = points.map((p) => p[1]);
+  const extent = Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
+  if (!(extent > 0)) return true;
+  for (let i = 0; i < 4; i++) {
+    const [a, b, c] = points.filter((_, j) => j !== i);
+    const twice = Math.abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]));
+    const longest = Math.max(Math.hypot(b[0] - a[0], b[1] - a[1]), Math.hypot(c[0] - a[0], c[1] - a[1]), Math.hypot(c[0] - b[0], c[1] - b[1]));
+    if (twice / Math.max(longest, 1e-12) < 0.02 * extent) return true;
+  }
+  return false;
+}
+
+/** The `ground:` lines of a camera's crowd section. */
+export function groundYaml(pixels, metres) {
+  const pad = "      ";
+  const lines = [`${pad}ground:`];
+  pixels.forEach(([x, y], i) => lines.push(`${pad}  - {pixel: [${x}, ${y}], metres: [${metres[i][0]}, ${metres[i][1]}]}`));
+  return lines.join("\n") + "\n";
+}
+
 /** The YAML lines of one zone, indented for a camera's `zones:` list as in configs/demo/devices.yaml. */
 export function zoneYaml(zone) {
   const pad = "      ";
@@ -254,8 +328,9 @@ export class Cameras extends PolledView {
     }
     if (this.draft) {
       const pts = this.draft.points;
-      const d = svg("g", { class: "draft", id: "zone-draft" });
+      const d = svg("g", { class: `draft${this.draft.ground ? " ground" : ""}`, id: "zone-draft" });
       if (pts.length >= 2) d.append(svg(pts.length >= 3 ? "polygon" : "polyline", { points: pts.map((p) => p.join(",")).join(" "), "stroke-width": unit / 2 }));
+      if (this.draft.ground) pts.forEach((p, i) => d.append(svg("text", { x: p[0] + unit * 1.6, y: p[1] - unit * 1.6, "font-size": unit * 3.5 }, String(i + 1))));
       pts.forEach((p, i) => {
         const handle = svg("circle", { cx: p[0], cy: p[1], r: unit * 1.2, class: "vertex", "data-index": i });
         handle.addEventListener("pointerdown", (ev) => {
@@ -349,6 +424,92 @@ export class Cameras extends PolledView {
     this.render();
   }
 
+  /** Place the camera's ground points: click points on the ground, give each its place in metres. */
+  startGround() {
+    this.draft = { ground: true, points: [], metres: [] };
+    this.render();
+  }
+
+  renderGroundEditor(cam) {
+    const d = this.draft;
+    while (d.metres.length < d.points.length) d.metres.push(["", ""]);
+    d.metres.length = d.points.length;
+    this.output = el("div.zone-output");
+    const rows = d.points.map(([x, y], i) => {
+      const input = (j) => {
+        const box = el("input", { type: "number", step: "0.1", value: d.metres[i][j], name: `ground-${i}-${j}`, placeholder: j ? "Y m" : "X m" });
+        box.addEventListener("input", () => {
+          d.metres[i][j] = box.value;
+          this.renderOutput(cam);
+        });
+        return box;
+      };
+      return el("label.ground-point", null, el("span", null, t("ground_point", { n: i + 1, x, y })), el("span.pair", null, input(0), input(1)));
+    });
+    this.editor.replaceChildren(
+      el("h3", null, t("ground_points")),
+      el("p.muted", null, t("ground_help")),
+      el(
+        "div.zone-tools",
+        null,
+        el("button.small", { id: "zone-undo", onclick: () => (d.points.pop(), this.render()), disabled: !d.points.length }, t("undo_point")),
+        el("button.small", { id: "zone-clear", onclick: () => ((d.points = []), this.render()) }, t("clear_points")),
+        el("button.small", { id: "zone-cancel", onclick: () => ((this.draft = null), this.render()) }, t("cancel")),
+      ),
+      el("form.ground-form", { id: "ground-form", onsubmit: (ev) => ev.preventDefault() }, rows),
+      this.output,
+    );
+    this.renderOutput(cam);
+  }
+
+  renderGroundOutput(cam) {
+    const d = this.draft;
+    const problems = [];
+    if (d.points.length < 4) problems.push(t("ground_needs_points", { n: d.points.length }));
+    const metres = d.metres.map((m) => m.map((v) => (v === "" ? NaN : Number(v))));
+    if (metres.some((m) => !m.every(Number.isFinite))) problems.push(t("ground_needs_metres"));
+    const plane = problems.length ? null : fitGround(d.points, metres);
+    if (!problems.length && !plane) problems.push(t("ground_no_plane"));
+    if (problems.length) {
+      this.output.replaceChildren(el("ul.error", { id: "zone-problems" }, problems.map((p) => el("li", null, p))));
+      return;
+    }
+    const areas = cam.zones.map((z) => {
+      const m2 = groundArea(plane, z.polygon);
+      return el("li", null, `${z.name}: ${m2 === null ? t("zone_above_horizon") : `${m2.toFixed(1)} m²`}`);
+    });
+    const text = groundYaml(d.points, metres);
+    const pre = el("pre.mono", { id: "zone-yaml" }, text);
+    this.output.replaceChildren(
+      el("p.muted", null, t("ground_zone_areas")),
+      el("ul", { id: "ground-areas" }, areas),
+      el("p.muted", null, t("ground_paste", { device: cam.device_id })),
+      pre,
+      this.copyButton(pre, text),
+    );
+  }
+
+  /** A button copying ``text`` (the lines in ``pre``) to the clipboard, or selecting them where there is none. */
+  copyButton(pre, text) {
+    return el("button.small", {
+      id: "zone-copy",
+      onclick: async () => {
+        try {
+          await navigator.clipboard.writeText(text);
+          this.ctx.toast(t("copied"));
+        } catch {
+          // no clipboard (plain http): select the text for Ctrl+C
+          const range = document.createRange();
+          range.selectNodeContents(pre);
+          const sel = window.getSelection();
+          sel.removeAllRanges();
+          sel.addRange(range);
+          this.ctx.toast(t("copy_by_hand"));
+        }
+      },
+    }, t("copy"));
+  }
+
   renderEditor(cam) {
     const box = this.editor;
     if (!this.size()) {
@@ -359,10 +520,16 @@ export class Cameras extends PolledView {
       box.replaceChildren(
         el("h3", null, t("draw_zone")),
         el("p.muted", null, t("draw_help")),
-        el("button.primary", { id: "zone-new", onclick: () => this.start() }, t("new_zone")),
+        el(
+          "div.zone-tools",
+          null,
+          el("button.primary", { id: "zone-new", onclick: () => this.start() }, t("new_zone")),
+          el("button", { id: "ground-new", onclick: () => this.startGround() }, t(cam.ground ? "ground_redo" : "ground_points")),
+        ),
       );
       return;
     }
+    if (this.draft.ground) return this.renderGroundEditor(cam);
     const d = this.draft;
     const field = (name, label, attrs = {}) => {
       const input = el("input", { name, value: d[name] ?? "", ...attrs });
@@ -401,6 +568,7 @@ export class Cameras extends PolledView {
 
   /** The zone as configured text, or what is still missing. */
   renderOutput(cam) {
+    if (this.draft.ground) return this.renderGroundOutput(cam);
     const d = this.draft;
     const problems = [];
     const warnings = [];
@@ -455,23 +623,7 @@ export class Cameras extends PolledView {
       gathering: rule,
     });
     const pre = el("pre.mono", { id: "zone-yaml" }, text);
-    const copy = el("button.small", {
-      id: "zone-copy",
-      onclick: async () => {
-        try {
-          await navigator.clipboard.writeText(text);
-          this.ctx.toast(t("copied"));
-        } catch {
-          // no clipboard (plain http): select the text for Ctrl+C
-          const range = document.createRange();
-          range.selectNodeContents(pre);
-          const sel = window.getSelection();
-          sel.removeAllRanges();
-          sel.addRange(range);
-          this.ctx.toast(t("copy_by_hand"));
-        }
-      },
-    }, t("copy"));
+    const copy = this.copyButton(pre, text);
     nodes.push(
       el("p.muted", null, t(d.replaces ? "zone_paste_replace" : "zone_paste", { device: cam.device_id, id: d.replaces || id })),
       pre,
