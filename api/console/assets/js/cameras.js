@@ -449,13 +449,7 @@ export class Cameras extends PolledView {
     this.editor.replaceChildren(
       el("h3", null, t("ground_points")),
       el("p.muted", null, t("ground_help")),
-      el(
-        "div.zone-tools",
-        null,
-        el("button.small", { id: "zone-undo", onclick: () => (d.points.pop(), this.render()), disabled: !d.points.length }, t("undo_point")),
-        el("button.small", { id: "zone-clear", onclick: () => ((d.points = []), this.render()) }, t("clear_points")),
-        el("button.small", { id: "zone-cancel", onclick: () => ((this.draft = null), this.render()) }, t("cancel")),
-      ),
+      this.pointTools(),
       el("form.ground-form", { id: "ground-form", onsubmit: (ev) => ev.preventDefault() }, rows),
       this.output,
     );
@@ -486,6 +480,18 @@ export class Cameras extends PolledView {
       el("p.muted", null, t("ground_paste", { device: cam.device_id })),
       pre,
       this.copyButton(pre, text),
+    );
+  }
+
+  /** Undo, clear and cancel for the points being placed (a zone's corners or the ground points). */
+  pointTools() {
+    const d = this.draft;
+    return el(
+      "div.zone-tools",
+      null,
+      el("button.small", { id: "zone-undo", onclick: () => (d.points.pop(), this.render()), disabled: !d.points.length }, t("undo_point")),
+      el("button.small", { id: "zone-clear", onclick: () => ((d.points = []), this.render()) }, t("clear_points")),
+      el("button.small", { id: "zone-cancel", onclick: () => ((this.draft = null), this.render()) }, t("cancel")),
     );
   }
 
@@ -543,13 +549,7 @@ export class Cameras extends PolledView {
     box.replaceChildren(
       el("h3", null, d.replaces ? t("editing_zone", { id: d.replaces }) : t("new_zone")),
       el("p.muted", null, t("draw_help")),
-      el(
-        "div.zone-tools",
-        null,
-        el("button.small", { id: "zone-undo", onclick: () => (d.points.pop(), this.render()), disabled: !d.points.length }, t("undo_point")),
-        el("button.small", { id: "zone-clear", onclick: () => ((d.points = []), this.render()) }, t("clear_points")),
-        el("button.small", { id: "zone-cancel", onclick: () => ((this.draft = null), this.render()) }, t("cancel")),
-      ),
+      this.pointTools(),
       el(
         "form.zone-form",
         { onsubmit: (ev) => ev.preventDefault() },
