@@ -181,6 +181,9 @@ def _parser() -> argparse.ArgumentParser:
     b_gather.add_argument("--smooth", type=float, default=5.0, help="moving-average window, seconds (default 5)")
     b_gather.add_argument("--sample-fps", type=_positive, default=2.0, help="frames counted a second (default 2)")
     b_gather.add_argument("--trials", type=int, default=3, help="gatherings to time (default 3)")
+    b_gather.add_argument(
+        "--growth", type=float, help="also raise when the crowd grows by this factor within 60 s (default: not)"
+    )
     b_gather.add_argument("--broker", help="broker URL (default: a private Mosquitto, as for bench ingest)")
     b_gather.add_argument("--json", action="store_true", help="print one JSON object")
     b_gather.set_defaults(handler=_cmd_bench_gathering)
@@ -940,8 +943,8 @@ def _cmd_bench_alerts(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_bench_gathering(args: argparse.Namespace, settings: Settings) -> int:
     from detectors.crowd.bench_gathering import run_gathering_bench
 
-    if args.trials < 1 or args.smooth < 0:
-        raise SystemExit("bench gathering: --trials must be at least 1 and --smooth not negative")
+    if args.trials < 1 or args.smooth < 0 or (args.growth is not None and args.growth <= 1):
+        raise SystemExit("bench gathering: --trials must be at least 1, --smooth not negative, --growth above 1")
 
     def run(**common: object) -> int:
         run_gathering_bench(
@@ -951,6 +954,7 @@ def _cmd_bench_gathering(args: argparse.Namespace, settings: Settings) -> int:
             smooth_s=args.smooth,
             sample_fps=args.sample_fps,
             trials=args.trials,
+            growth=args.growth,
             as_json=args.json,
         )
         return 0

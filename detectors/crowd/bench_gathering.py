@@ -48,6 +48,7 @@ _THRESHOLD, _RELEASE = 9.0, 6.0  # the demo zone's rule: 9 people raise, under 6
 # twelve people well inside the square zone and two passers-by (the scene's pixels, with a colour each)
 _CROWD = [(110 + 22 * (i % 6), 80 + 30 * (i // 6), 30 + 20 * (i % 3)) for i in range(12)]
 _PASSERS = [(60, 70, 220), (250, 150, 40)]
+_GROWTH_MIN = 5.0  # growth alarms from this many people on (the detector's default)
 _FRAME_FPS = 5.0  # the camera sends faster than the worker samples, as MQTT cameras do
 
 
@@ -59,6 +60,7 @@ class Trial:
     raised_s: float
     cleared_s: float | None
     stream_ms: float  # the alert's first sighting (the raising frame's receipt) -> on the console's stream
+    reason: str  # which rule raised it: threshold or growth
 
 
 def run_gathering_bench(
@@ -71,22 +73,28 @@ def run_gathering_bench(
     smooth_s: float = 5.0,
     sample_fps: float = 2.0,
     trials: int = 3,
+    growth: float | None = None,
     as_json: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the trials, print the figures (or one JSON object) and return them."""
+    """Run the trials, print the figures (or one JSON object) and return them. With ``growth`` the zone's rule
+    also raises when the crowd grows by that factor within a minute (from 5 people on), as the seed case's
+    gathering would."""
     out = (lambda _line: None) if as_json else (say or (lambda line: print(line, flush=True)))
     logging.getLogger("httpx").setLevel(logging.WARNING)
     tag = uuid.uuid4().hex[:8]
     key = secrets.token_urlsafe(24)
-    cfg = _config(config, tag, key, dwell_s=dwell_s, release_s=release_s, smooth_s=smooth_s, sample_fps=sample_fps)
+    cfg = _config(
+        config, tag, key, dwell_s=dwell_s, release_s=release_s, smooth_s=smooth_s, sample_fps=sample_fps, growth=growth
+    )
     crowd = cfg.device_index[_CAMERA].crowd
     assert crowd is not None
     topic = crowd.topic_for(_CAMERA)
     out(
         f"bench gathering: camera {_CAMERA} over MQTT (the synthetic scene, {_FRAME_FPS:g} frames a second sent,"
         f" {sample_fps:g} counted); rule: {_THRESHOLD:g} people for {dwell_s:g} s, cleared under {_RELEASE:g} for"
-        f" {release_s:g} s, moving average over {smooth_s:g} s; {trials} gatherings of {len(_CROWD)} people beside"
+        f" {release_s:g} s, moving average over {smooth_s:g} s"
+        f"{f', or grown {growth:g}x within 60 s' if growth else ''}; {trials} gatherings of {len(_CROWD)} people beside"
         f" {len(_PASSERS)} passers-by"
     )
     port = free_port()
@@ -112,7 +120,7 @@ def run_gathering_bench(
                     time.sleep(smooth_s + 1.0)  # passers-by alone fill the moving average
                     formed = frames.show(_PASSERS + _CROWD)
                     quiet.append((quiet_from, formed))
-                    alert_id, arrived, stream_ms = _wait(
+                    alert_id, arrived, stream_ms, reason = _wait(
                         lambda since=formed: stream.raised_after(since), dwell_s + smooth_s + 60, "no alert raised"
                     )
                     time.sleep(1.0)  # the crowd stays a moment after the alarm
@@ -125,11 +133,12 @@ def run_gathering_bench(
                         raised_s=round(arrived - formed, 2),
                         cleared_s=round(cleared - left, 2),
                         stream_ms=round(stream_ms, 1),
+                        reason=reason,
                     )
                     done.append(trial)
                     out(
-                        f"bench gathering:   {i + 1}: raised {trial.raised_s:.1f} s after the crowd formed, cleared"
-                        f" {trial.cleared_s:.1f} s after it left"
+                        f"bench gathering:   {i + 1}: raised ({reason}) {trial.raised_s:.1f} s after the crowd formed,"
+                        f" cleared {trial.cleared_s:.1f} s after it left"
                     )
             finally:
                 stream.stop()
@@ -137,9 +146,16 @@ def run_gathering_bench(
             people_crowd = _mean_count(db_url, busy)
     # What the rule implies: the moving average reaches the threshold once this share of its window holds
     # the crowd (counts step from people_quiet to people_crowd), then the dwell, then the next sample.
-    rise = (_THRESHOLD - people_quiet) / max(people_crowd - people_quiet, 1e-6)
-    fall = (people_crowd - _RELEASE) / max(people_crowd - people_quiet, 1e-6)
-    lag_raise, lag_clear = max(0.0, min(1.0, rise)) * smooth_s, max(0.0, min(1.0, fall)) * smooth_s
+    step = max(people_crowd - people_quiet, 1e-6)
+
+    def lag(level: float) -> float:
+        return max(0.0, min(1.0, (level - people_quiet) / step)) * smooth_s
+
+    lag_raise, lag_clear = lag(_THRESHOLD), max(0.0, min(1.0, (people_crowd - _RELEASE) / step)) * smooth_s
+    rule_raise = dwell_s + lag_raise
+    growth_level = max(_GROWTH_MIN, growth * max(people_quiet, 1.0)) if growth else None
+    if growth_level is not None and growth_level <= people_crowd:
+        rule_raise = min(rule_raise, lag(growth_level))
     raised = [t.raised_s for t in done]
     cleared_all = [t.cleared_s for t in done if t.cleared_s is not None]
     stream_all = sorted(t.stream_ms for t in done)
@@ -153,7 +169,8 @@ def run_gathering_bench(
         "zone_people_crowd": round(people_crowd, 2),
         "raised_median_s": round(statistics.median(raised), 2),
         "raised_max_s": max(raised),
-        "rule_raise_s": round(dwell_s + lag_raise, 2),  # the dwell and the moving average's lag
+        "rule_raise_s": round(rule_raise, 2),  # the dwell and the moving average's lag (or growth's lag alone)
+        "growth": growth,
         "cleared_median_s": round(statistics.median(cleared_all), 2) if cleared_all else None,
         "rule_clear_s": round(release_s + lag_clear, 2),
         "sample_interval_s": round(1.0 / sample_fps, 3),
@@ -165,12 +182,19 @@ def run_gathering_bench(
         f"crowd formed -> alert on the console : {figures['raised_median_s']:.2f} s median, at most"
         f" {figures['raised_max_s']:.2f} s ({len(done)} gatherings)"
     )
-    out(
-        f"  the rule itself                    : {figures['rule_raise_s']:.2f} s = the dwell {dwell_s:g} s (the floor:"
-        f" no 'for {dwell_s:g} s' rule raises sooner) + {lag_raise:.2f} s for the {smooth_s:g} s moving average to"
-        f" reach {_THRESHOLD:g} (zone count {people_quiet:.1f} before, {people_crowd:.1f} with the crowd), + up to"
-        f" {1.0 / sample_fps:.2f} s to the next sample"
-    )
+    if growth_level is not None and rule_raise < dwell_s:
+        out(
+            f"  the rule itself                    : {rule_raise:.2f} s for the {smooth_s:g} s moving average to reach"
+            f" {growth_level:.1f}, {growth:g}x the {people_quiet:.1f} before (growth raises at once; the floor),"
+            f" + up to {1.0 / sample_fps:.2f} s to the next sample"
+        )
+    else:
+        out(
+            f"  the rule itself                    : {rule_raise:.2f} s = the dwell {dwell_s:g} s (the floor: no"
+            f" 'for {dwell_s:g} s' rule raises sooner) + {lag_raise:.2f} s for the {smooth_s:g} s moving average to"
+            f" reach {_THRESHOLD:g} (zone count {people_quiet:.1f} before, {people_crowd:.1f} with the crowd), + up"
+            f" to {1.0 / sample_fps:.2f} s to the next sample"
+        )
     out(
         f"  raising frame -> console stream    : {figures['stream_ms_median']:.0f} ms median, at most"
         f" {figures['stream_ms_max']:.0f} ms (counting, storing the alert and its snapshot, the live stream)"
@@ -195,10 +219,11 @@ def _config(
     release_s: float,
     smooth_s: float,
     sample_fps: float,
+    growth: float | None,
 ) -> WatchpostConfig:
-    """The demo camera alone on a topic of this run, its zone's rule without the growth alarm (it would raise at
-    once when twelve people arrive together: this measures the dwell's path); an operator API key; every
-    gathering its own alert."""
+    """The demo camera alone on a topic of this run, its zone's rule with the growth alarm only when asked for
+    (twelve people arriving together raise it at once: without it this measures the dwell's path); an operator
+    API key; every gathering its own alert."""
     doc = config.model_dump(mode="json")
     devices = []
     for device in doc["devices"]:
@@ -218,6 +243,11 @@ def _config(
                         "release_s": release_s,
                         "smooth_s": smooth_s,
                         "cooldown_s": 0,
+                        **(
+                            {"growth_factor": growth, "growth_window_s": 60, "growth_min_count": _GROWTH_MIN}
+                            if growth
+                            else {}
+                        ),
                     },
                 }
             ]
@@ -292,7 +322,8 @@ class _Stream:
     def __init__(self, port: int, key: str) -> None:
         self._url = f"http://127.0.0.1:{port}/stream"
         self._headers = {"Authorization": f"Bearer {key}", "Accept": "text/event-stream"}
-        self._raised: dict[int, tuple[float, float]] = {}  # alert id -> (arrival, ms after its first sighting)
+        self._raised: dict[int, tuple[float, float, str]] = {}  # alert id -> (arrival, ms after its first sighting,
+        # the rule that raised it)
         self._cleared: dict[int, float] = {}
         self._stop = threading.Event()
         self._error: Exception | None = None
@@ -304,12 +335,13 @@ class _Stream:
     def stop(self) -> None:
         self._stop.set()
 
-    def raised_after(self, since: float) -> tuple[int, float, float] | None:
-        """The first alert raised after ``since``: (id, arrival, ms from its first sighting to its arrival)."""
+    def raised_after(self, since: float) -> tuple[int, float, float, str] | None:
+        """The first alert raised after ``since``: (id, arrival, ms from its first sighting to its arrival, the
+        rule that raised it)."""
         self._check()
-        for alert_id, (arrived, ms) in sorted(self._raised.items(), key=lambda kv: kv[1][0]):
+        for alert_id, (arrived, ms, reason) in sorted(self._raised.items(), key=lambda kv: kv[1][0]):
             if arrived > since:
-                return alert_id, arrived, ms
+                return alert_id, arrived, ms, reason
         return None
 
     def cleared(self, alert_id: int) -> float | None:
@@ -344,7 +376,8 @@ class _Stream:
         alert_id = int(alert["alert_id"])
         if kind == "raised" and alert_id not in self._raised:
             first = datetime.fromisoformat(str(alert["first_seen"]).replace("Z", "+00:00")).astimezone(UTC)
-            self._raised[alert_id] = (arrived, (arrived - first.timestamp()) * 1000)
+            reason = str((alert.get("detail") or {}).get("reason", "?"))
+            self._raised[alert_id] = (arrived, (arrived - first.timestamp()) * 1000, reason)
         elif kind == "updated" and message.get("change") == "gathering_cleared":
             self._cleared.setdefault(alert_id, arrived)
 
