@@ -43,6 +43,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
         " crowd.ground): the perspective from them, where no perspective map is known",
     )
     cal.add_argument(
+        "--camera",
+        help="take --ground from this configured camera's crowd.ground (scaled from its frame_size to the frames')",
+    )
+    cal.add_argument(
         "--person-height",
         type=float,
         help="a person's height in pixels where the perspective weight is 1 (default 26%% of the frame height)",
@@ -159,6 +163,25 @@ def _select(args: argparse.Namespace) -> tuple[LabelledFrame, ...]:
     return frames
 
 
+def _camera_ground(
+    args: argparse.Namespace, settings: Any, frame_size: tuple[int, int]
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """The ground points of the configured camera ``args.camera``, in the calibration frames' pixels."""
+    from watchpost.config import load_config
+
+    config = load_config(getattr(args, "config", None) or settings.config_path)
+    camera = config.device_index.get(args.camera)
+    if camera is None or camera.crowd is None:
+        raise ValueError(f"--camera {args.camera}: no counting camera of that id in the configuration")
+    if camera.crowd.ground is None:
+        raise ValueError(f"--camera {args.camera}: the camera has no ground points (crowd.ground)")
+    width, height = frame_size
+    picture = camera.crowd.frame_size or frame_size
+    sx, sy = width / picture[0], height / picture[1]
+    pixels = [(p.pixel[0] * sx, p.pixel[1] * sy) for p in camera.crowd.ground]
+    return pixels, [p.metres for p in camera.crowd.ground]
+
+
 def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
     from detectors.crowd.calibration import CalibrationError, calibrate
     from detectors.crowd.camera import ModelFileError, load_roi
@@ -171,11 +194,15 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
         source = DirectorySource(args.frames)
         person_height = args.person_height
         ground_note = None
+        if args.ground and args.camera:
+            raise ValueError("--ground and --camera both give ground points: give one or the other")
+        height, width = source.read(labels[0].frame).shape[:2] if labels and (args.ground or args.camera) else (0, 0)
+        if args.camera:
+            args.ground = _camera_ground(args, _settings, (width, height))
         if args.ground:
             if perspective is not None:
                 raise ValueError(f"{args.roi} has a perspective map and --ground gives one: give one or the other")
             plane = GroundPlane.fit(*args.ground)
-            height, width = source.read(labels[0].frame).shape[:2] if labels else (0, 0)
             perspective, reference = plane.perspective(width, height)
             person_height = person_height or PERSON_HEIGHT_M * reference
             tall = PERSON_HEIGHT_M * plane.row_scale(width, height)

@@ -73,6 +73,38 @@ def test_calibrate_takes_its_perspective_from_ground_points_where_no_map_is_know
     assert json.loads(capsys.readouterr().out)["mae"] < 1.5
 
 
+def test_calibrate_takes_the_ground_points_of_a_configured_camera(dataset, tmp_path, capsys):
+    """--camera reads the camera's crowd.ground, drawn on its 640x480 picture, scaled to the 320x240 frames; a camera
+    without ground points is refused with the reason."""
+    import shutil
+    from pathlib import Path
+
+    folder, labels, _ = dataset
+    config = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "configs" / "demo", config)
+    devices = config / "devices.yaml"
+    text = devices.read_text(encoding="utf-8")
+    start = text.index("      ground:")
+    end = text.index("    zones:", start)
+    points = [(40, 60), (280, 60), (300, 230), (20, 230)]
+    lines = "".join(
+        f"        - {{pixel: [{2 * x}, {2 * y}], metres: [{gx:.4f}, {gy:.4f}]}}\n"
+        for (x, y), (gx, gy) in ((p, synthetic_ground(*p)) for p in points)
+    )
+    text = text[:start] + "      ground:\n" + lines + text[end:]
+    devices.write_text(text.replace("frame_size: [1920, 1080]", "frame_size: [640, 480]"), encoding="utf-8")
+    args = ["--config", str(config), "crowd", "calibrate", "--frames", str(folder / "frames"), "--labels", str(labels)]
+    args += ["--range", "1-40", "--out", str(tmp_path / "cam.model")]
+    assert main([*args, "--camera", "lotus-cam-square"]) == 0
+    assert "perspective from 4 ground points: a person 22-60 px tall" in capsys.readouterr().out
+    without = text[:start] + text[text.index("    zones:", start) :]
+    devices.write_text(without.replace("frame_size: [1920, 1080]", "frame_size: [640, 480]"), encoding="utf-8")
+    assert main([*args, "--camera", "lotus-cam-square"]) == 2
+    assert "has no ground points" in capsys.readouterr().err
+    assert main([*args, "--camera", "lotus-cam-square", "--ground", _ground_points()]) == 2
+    assert "give one or the other" in capsys.readouterr().err
+
+
 def test_calibrate_refuses_two_perspectives_and_points_that_are_not_ground(dataset, tmp_path, capsys):
     """A perspective map and --ground together, too few points or a malformed one: exit 2 with the reason."""
     folder, labels, roi = dataset
