@@ -26,7 +26,7 @@ import numpy as np
 from detectors.crowd.camera import CameraModel
 from detectors.crowd.counting import cell_weights, counted_cells
 from detectors.crowd.density import DensityModel, below_cells, design, keep_total, row_profile
-from detectors.crowd.features import Background, extract_features, saturation_of, shrink
+from detectors.crowd.features import AREA_FEATURES, Background, extract_features, saturation_of, shrink
 from detectors.crowd.labels import LabelledFrame
 
 __all__ = ["MAX_WIDTH", "METHODS", "CalibrationError", "calibrate", "person_height", "working_size"]
@@ -153,6 +153,11 @@ def calibrate(
     thin = max(1, -(-len(located) * int(counted.sum()) // _MAX_DENSITY_ROWS))
     learn = set(located[::thin]) if with_heads else set()
     totals, counts, inputs, heads, values, kept = [], [], [], [], [], []
+    # The outline features weighted by the square root of the perspective weight instead (see AREA_FEATURES):
+    # the held-out quarters choose between the two when they choose the density model.
+    choose_edges = with_heads and not handful
+    to_sqrt = np.where(cw > 0, 1.0 / np.sqrt(np.maximum(cw, 1e-12)), 0.0).astype(np.float32)[:, :, None]
+    totals_s, inputs_s, values_s = [], [], []
     for i, lf in enumerate(labels):
         image = read(lf)
         if image.shape[:2] != (source_height, source_width):
@@ -164,10 +169,17 @@ def calibrate(
         totals.append(grid.values.reshape(-1, grid.values.shape[2]).sum(axis=0))
         kept.append(grid.outlines_kept)
         counts.append(float(lf.count))
+        if choose_edges:
+            rooted = grid.values.copy()
+            rooted[:, :, AREA_FEATURES:] *= to_sqrt
+            totals_s.append(rooted.reshape(-1, rooted.shape[2]).sum(axis=0))
         if i in learn:
             inputs.append(design(grid.values, grid.texture, cw, below))
             values.append(grid.values)
             heads.append(_heads_per_cell(lf, roi_mask.shape, cell))
+            if choose_edges:
+                inputs_s.append(design(rooted, grid.texture, cw, below))
+                values_s.append(rooted)
         if progress:
             progress("features", i + 1, len(labels))
     x_total = np.stack(totals).astype(np.float64)
@@ -180,6 +192,7 @@ def calibrate(
     )
     fit: dict[str, object] = {"method": "linear density", "chosen_by": why}
     fitted = x_total @ total_weights
+    edge_weight = "weight"
     density = None
     kept_profile: np.ndarray | None = None
     spread = False  # the trees spread the linear density's count (CameraModel.linear_total)
@@ -209,6 +222,30 @@ def calibrate(
                 threads=threads,
                 progress=progress,
             )
+            x_total_s = np.stack(totals_s).astype(np.float64)
+            inputs_sa, values_sa = np.stack(inputs_s), np.stack(values_s)
+            del inputs_s, values_s
+            choice_s, profile_s = _choose(
+                inputs_sa,
+                heads_a,
+                values_sa,
+                x_total_s[picked],
+                y[picked],
+                counted,
+                ridge=ridge,
+                rounds=rounds,
+                threads=threads,
+                progress=progress,
+            )
+            scored = {"weight": _best_score(choice, method), "sqrt": _best_score(choice_s, method)}
+            if scored["sqrt"] < scored["weight"]:
+                edge_weight = "sqrt"
+                choice, profile = choice_s, profile_s
+                inputs_a, values_a, x_total = inputs_sa, values_sa, x_total_s
+                total_weights = _ridge(x_total, y, ridge)
+                fitted = x_total @ total_weights
+            del inputs_sa, values_sa
+            choice["edge_weight_held_out"] = {k: round(v, 4) for k, v in scored.items()}
             spread = bool(choice.pop("linear_total"))
         if method == "trees":
             choice = {**choice, "method": "density trees", "chosen_by": "asked for"}
@@ -240,8 +277,10 @@ def calibrate(
         below=below,
         row_profile=kept_profile,
         linear_total=spread,
+        edge_weight=edge_weight,
         fit={
             **fit,
+            "edge_weight": edge_weight,
             "frames": len(labels),
             "ridge": ridge,
             "train_mae": round(float(np.abs(residual).mean()), 4),
@@ -401,6 +440,13 @@ def _choose(
         "held_out_spread": round(scores["spread"], 4),
         "linear_total": best == "spread",
     }, profile
+
+
+def _best_score(choice: dict[str, object], method: str) -> float:
+    """The held-out error of what :func:`_choose` would keep (the trees' when they are asked for)."""
+    if method == "trees":
+        return float(choice["held_out_trees"])  # type: ignore[arg-type]
+    return min(float(choice[k]) for k in ("held_out_linear", "held_out_trees", "held_out_spread"))  # type: ignore[arg-type]
 
 
 def _held_out_error(density: np.ndarray, truth: np.ndarray) -> float:

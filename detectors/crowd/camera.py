@@ -43,6 +43,11 @@ class CameraModel:
     fit: dict[str, Any] = field(default_factory=dict)  # calibration figures, for people to read
     row_profile: np.ndarray | None = None  # float32 (rows,): the trees' depth correction (density.row_profile)
     linear_total: bool = False  # the trees spread the linear density's frame total (a handful of frames)
+    edge_weight: str = "weight"  # outline features weighted by the perspective weight, or by its square root ("sqrt")
+
+    def edge_weights(self, cell_weight: np.ndarray) -> np.ndarray | None:
+        """The weights of the outline features per cell (None: the cell weights, as the area features)."""
+        return np.sqrt(cell_weight).astype(np.float32) if self.edge_weight == "sqrt" else None
 
     def save(self, path: Path) -> None:
         """Write the model to ``path`` (npz, whatever the suffix)."""
@@ -55,6 +60,7 @@ class CameraModel:
             "person_area": self.person_area,
             "below": self.below,
             "linear_total": self.linear_total,
+            "edge_weight": self.edge_weight,
             "fit": self.fit,
         }
         with open(path, "wb") as fh:
@@ -100,6 +106,7 @@ class CameraModel:
                 fit=dict(meta.get("fit", {})),
                 row_profile=arrays.get("row_profile"),  # absent from files calibrated before 2026-12-03
                 linear_total=bool(meta.get("linear_total", False)),  # absent before 2026-12-04
+                edge_weight=str(meta.get("edge_weight", "weight")),  # absent before 2026-12-04 (evening)
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ModelFileError(f"{path}: incomplete camera model (missing {exc})") from exc
@@ -107,6 +114,8 @@ class CameraModel:
         shapes = (model.background.shape, model.roi.shape, model.perspective.shape)
         if shapes != ((*expected, 3), expected, expected):
             raise ModelFileError(f"{path}: arrays do not match the model size {model.width}x{model.height}")
+        if model.edge_weight not in ("weight", "sqrt"):
+            raise ModelFileError(f"{path}: edge_weight {model.edge_weight!r} is neither 'weight' nor 'sqrt'")
         if model.row_profile is not None and model.row_profile.shape != (model.height // model.cell,):
             raise ModelFileError(f"{path}: row_profile {model.row_profile.shape} does not match the model's cell rows")
         return model

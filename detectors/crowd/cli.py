@@ -250,6 +250,13 @@ def _cmd_calibrate(args: argparse.Namespace, _settings: Any = None) -> int:
                 f" density trees {fit['held_out_trees']:.2f}, the trees spreading the linear count"
                 f" {fit['held_out_spread']:.2f} (count MAE + 4x4 region MAE)"
             )
+        scored = fit.get("edge_weight_held_out")
+        if isinstance(scored, dict):
+            print(
+                f"outline features weighted by the perspective weight {scored['weight']:.2f}, by its square root"
+                f" {scored['sqrt']:.2f} held out: {'the square root' if model.edge_weight == 'sqrt' else 'the weight'}"
+                " kept"
+            )
         if model.row_profile is not None:
             p = model.row_profile
             print(f"row profile: the trees' rows of cells scaled {p.min():.2f}-{p.max():.2f}, each frame's count kept")
@@ -417,6 +424,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         # the density model calibration chose: "density trees" or "linear density"
         "method": model.fit.get("method"),
         "linear_total": model.linear_total,  # the trees spread the linear density's count of each frame
+        "edge_weight": model.edge_weight,  # outline features weighted by the perspective weight or its square root
     }
     true_eps, pred_eps, zone_true = [], [], None
     if zone is not None and rule is not None:

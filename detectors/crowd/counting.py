@@ -187,6 +187,7 @@ class Counter:
         self._background = Background(model.background)
         self._roi = (model.roi > 0).astype(np.uint8)
         self._cell_weight = cell_weights(self._roi, model.perspective, model.cell)
+        self._edge_weight = model.edge_weights(self._cell_weight)
         counted = counted_cells(self._roi, model.cell)
         self._density = (
             DensityModel.from_text(model.density, counted, model.row_profile, model.linear_total)
@@ -215,7 +216,13 @@ class Counter:
         image = shrink(image, (m.width, m.height))
         trees = self._density
         grid = extract_features(
-            image, self._background, self._roi, self._cell_weight, m.cell, texture=trees is not None
+            image,
+            self._background,
+            self._roi,
+            self._cell_weight,
+            m.cell,
+            texture=trees is not None,
+            edge_weight=self._edge_weight,
         )
         density = (grid.values @ m.total_weights).astype(np.float32)
         if trees is not None:

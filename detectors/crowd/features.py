@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "AREA_FEATURES",
     "FEATURE_NAMES",
     "ORIENTATIONS",
     "Background",
@@ -55,6 +56,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "gradient_change_vertical",  # ... x sin^2
     "gradient_change_diagonal",  # ... x sin cos (signed)
 )
+AREA_FEATURES = 5  # FEATURE_NAMES[:5] measure area (a person's grows with the square of their size); the rest
+# measure outlines, which grow with their size: weighted by the square root of the perspective weight when the
+# camera's model says so (CameraModel.edge_weight)
 ORIENTATIONS = 8  # bins of the frame's gradient direction (signed, 45 degrees each) in ``texture``
 _THRESHOLDS = (12, 20, 35, 60)
 _CANNY = (50, 120)
@@ -160,12 +164,14 @@ def extract_features(
     cell: int,
     *,
     texture: bool = True,
+    edge_weight: np.ndarray | None = None,
 ) -> FeatureGrid:
     """Features of a BGR uint8 ``frame``.
 
     ``roi`` is the counted region (uint8 0/1, H x W); ``cell_weight`` the mean perspective weight of the
     counted part of each cell (rows x cols). Maps are pooled per cell first and weighted after: the
-    perspective barely changes within a cell, and it keeps the per-pixel work in OpenCV.
+    perspective barely changes within a cell, and it keeps the per-pixel work in OpenCV. ``edge_weight``
+    (rows x cols) weighs the outline features instead of ``cell_weight`` (see :data:`AREA_FEATURES`).
     """
     # The frame is brought to the background's brightness before anything is measured: the
     # thresholds, gradients and texture are then in the calibration's units whether a cloud
@@ -200,7 +206,8 @@ def extract_features(
     pooled_u8[:, :, 4] *= 255.0 / 100.0  # mean difference in units of 100 levels
     pooled_f = cell_pool(cv2.merge([gradient_change, new_gradient, horizontal, vertical, diagonal]), cell)
     values = np.concatenate([pooled_u8[:, :, :5], pooled_f[:, :, :2], pooled_u8[:, :, 5:6], pooled_f[:, :, 2:]], axis=2)
-    values *= cell_weight[:, :, None]
+    values[:, :, :AREA_FEATURES] *= cell_weight[:, :, None]
+    values[:, :, AREA_FEATURES:] *= (cell_weight if edge_weight is None else edge_weight)[:, :, None]
     energy = _orientation_energy(gx, gy, cell) if texture else None
     return FeatureGrid(
         values=values,
