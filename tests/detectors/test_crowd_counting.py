@@ -219,6 +219,50 @@ def test_calibration_picks_the_density_model_with_the_lower_held_out_error(model
     assert model.linear_total == (best == "spread")
 
 
+def test_calibration_weighs_the_outline_features_as_the_held_out_quarters_prefer(model, tmp_path):
+    """The held-out quarters score the outline features weighted by the perspective weight and by its square root;
+    the model keeps the lower, says so, keeps it through its file, and a sqrt model counts with sqrt weights."""
+    fit = model.fit
+    scored = fit["edge_weight_held_out"]
+    assert set(scored) == {"weight", "sqrt"} and fit["edge_weight"] == model.edge_weight
+    assert model.edge_weight == ("sqrt" if scored["sqrt"] < scored["weight"] else "weight")
+    best = min(fit[k] for k in ("held_out_linear", "held_out_trees", "held_out_spread"))
+    assert best == pytest.approx(scored[model.edge_weight], abs=1e-4), "the scores shown are the weighting's own"
+    other = replace(model, edge_weight="sqrt" if model.edge_weight == "weight" else "weight")
+    path = tmp_path / "other.model"
+    other.save(path)
+    loaded = CameraModel.load(path)
+    assert loaded.edge_weight == other.edge_weight
+    frame = syn.video(6, seed=12, max_people=10)[-1].image
+    assert Counter(loaded).count(frame).total == pytest.approx(Counter(other).count(frame).total, abs=1e-6)
+    assert Counter(other).count(frame).total != pytest.approx(Counter(model).count(frame).total, abs=1e-3)
+
+
+def test_outline_features_take_the_edge_weight_and_area_features_the_cell_weight():
+    """Given an edge weight, only the outline features (after the first AREA_FEATURES) are weighted by it."""
+    from detectors.crowd.counting import cell_weights
+    from detectors.crowd.features import AREA_FEATURES, Background, extract_features
+
+    frames = syn.video(3, seed=2, max_people=8)
+    background = Background(syn.background())
+    roi = np.ones((syn.HEIGHT, syn.WIDTH), np.uint8)
+    cw = cell_weights(roi, syn.perspective(), 16)
+    plain = extract_features(frames[-1].image, background, roi, cw, 16)
+    rooted = extract_features(frames[-1].image, background, roi, cw, 16, edge_weight=np.sqrt(cw))
+    np.testing.assert_allclose(rooted.values[:, :, :AREA_FEATURES], plain.values[:, :, :AREA_FEATURES])
+    ratio = np.sqrt(cw) / cw
+    expected = plain.values[:, :, AREA_FEATURES:] * ratio[:, :, None]
+    np.testing.assert_allclose(rooted.values[:, :, AREA_FEATURES:], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_a_model_file_with_an_unknown_edge_weight_is_refused(model, tmp_path):
+    """An edge_weight other than 'weight' or 'sqrt' in a model file is an error naming it."""
+    path = tmp_path / "odd.model"
+    replace(model, edge_weight="cube").save(path)
+    with pytest.raises(ModelFileError, match="edge_weight 'cube'"):
+        CameraModel.load(path)
+
+
 def test_a_handful_of_calibration_frames_has_the_trees_spread_the_linear_density_total(tmp_path):
     """Auto calibration from 10-19 frames with heads holds none out: each frame counts the linear density's total,
     spread over the cells as the trees place people (kept through the model file); fewer than 10 keep the linear."""
