@@ -209,42 +209,36 @@ def calibrate(
                 " people, the linear density counts each frame; 50-100 labelled frames count better",
             }
         else:
-            # the cross-validation runs when the trees are asked for too: it measures their row profile
-            choice, profile = _choose(
-                inputs_a,
-                heads_a,
-                values_a,
-                x_total[picked],
-                y[picked],
-                counted,
-                ridge=ridge,
-                rounds=rounds,
-                threads=threads,
-                progress=progress,
-            )
-            x_total_s = np.stack(totals_s).astype(np.float64)
-            inputs_sa, values_sa = np.stack(inputs_s), np.stack(values_s)
+            # the cross-validation runs when the trees are asked for too: it measures their row profile; once per
+            # weighting of the outline features, the lower held-out error kept
+            variants = {
+                "weight": (inputs_a, values_a, x_total),
+                "sqrt": (np.stack(inputs_s), np.stack(values_s), np.stack(totals_s).astype(np.float64)),
+            }
             del inputs_s, values_s
-            choice_s, profile_s = _choose(
-                inputs_sa,
-                heads_a,
-                values_sa,
-                x_total_s[picked],
-                y[picked],
-                counted,
-                ridge=ridge,
-                rounds=rounds,
-                threads=threads,
-                progress=progress,
-            )
-            scored = {"weight": _best_score(choice, method), "sqrt": _best_score(choice_s, method)}
-            if scored["sqrt"] < scored["weight"]:
-                edge_weight = "sqrt"
-                choice, profile = choice_s, profile_s
-                inputs_a, values_a, x_total = inputs_sa, values_sa, x_total_s
+            chosen = {
+                name: _choose(
+                    v_inputs,
+                    heads_a,
+                    v_values,
+                    v_total[picked],
+                    y[picked],
+                    counted,
+                    ridge=ridge,
+                    rounds=rounds,
+                    threads=threads,
+                    progress=progress,
+                )
+                for name, (v_inputs, v_values, v_total) in variants.items()
+            }
+            scored = {name: _best_score(c, method) for name, (c, _) in chosen.items()}
+            edge_weight = min(scored, key=scored.__getitem__)  # "weight" on a tie: listed first
+            choice, profile = chosen[edge_weight]
+            if edge_weight != "weight":
+                inputs_a, values_a, x_total = variants[edge_weight]
                 total_weights = _ridge(x_total, y, ridge)
                 fitted = x_total @ total_weights
-            del inputs_sa, values_sa
+            del variants
             choice["edge_weight_held_out"] = {k: round(v, 4) for k, v in scored.items()}
             spread = bool(choice.pop("linear_total"))
         if method == "trees":
