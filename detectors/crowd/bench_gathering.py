@@ -99,9 +99,11 @@ def run_gathering_bench(
     )
     port = free_port()
     frames = _Frames(BrokerAddress.parse(broker_url), topic)
-    with store.scratch_database(database_url, config=cfg, prefix="watchpost_bench_gathering") as db_url:
-        with store.connect(db_url) as conn:
-            store.sync_configuration(conn, config=cfg)
+    with (
+        store.scratch_database(database_url, config=cfg, prefix="watchpost_bench_gathering") as db_url,
+        store.connect(db_url) as conn,  # one connection for the run: the readiness wait polls it every 20 ms
+    ):
+        store.sync_configuration(conn, config=cfg)
         commands = {"crowd": ["crowd", "run", "--processes", "1", "--name", f"bench-{tag}"], "api": ["api"]}
         with service_processes(cfg, db_url, broker_url, port, commands), frames:
             stream = _Stream(port, key)
@@ -110,7 +112,7 @@ def run_gathering_bench(
                 out("bench gathering: waiting for the worker (it calibrates the synthetic scene's model at start) ...")
                 frames.show(_PASSERS)
                 started = time.time()
-                _wait(lambda: _zone_counts(db_url, started, time.time()), 180, "the worker stored no count")
+                _wait(lambda: _zone_counts(conn, started, time.time()), 180, "the worker stored no count")
                 time.sleep(smooth_s + 2.0)
                 done: list[Trial] = []
                 quiet: list[tuple[float, float]] = []
@@ -142,8 +144,8 @@ def run_gathering_bench(
                     )
             finally:
                 stream.stop()
-            people_quiet = _mean_count(db_url, quiet)
-            people_crowd = _mean_count(db_url, busy)
+            people_quiet = _mean_count(conn, quiet)
+            people_crowd = _mean_count(conn, busy)
     # What the rule implies: the moving average reaches the threshold once this share of its window holds
     # the crowd (counts step from people_quiet to people_crowd), then the dwell, then the next sample.
     step = max(people_crowd - people_quiet, 1e-6)
@@ -392,19 +394,18 @@ def _wait(probe: Callable[[], Any], timeout: float, why: str) -> Any:
     raise RuntimeError(f"bench gathering: {why} within {timeout:.0f} s")
 
 
-def _zone_counts(db_url: str, since: float, until: float) -> list[float]:
-    with store.connect(db_url) as conn:
-        rows = conn.execute(
-            "SELECT people FROM observations WHERE device_id = %s AND zone = %s"
-            " AND at >= to_timestamp(%s) AND at < to_timestamp(%s)",
-            (_CAMERA, _ZONE, since, until),
-        ).fetchall()
+def _zone_counts(conn: Any, since: float, until: float) -> list[float]:
+    rows = conn.execute(
+        "SELECT people FROM observations WHERE device_id = %s AND zone = %s"
+        " AND at >= to_timestamp(%s) AND at < to_timestamp(%s)",
+        (_CAMERA, _ZONE, since, until),
+    ).fetchall()
     return [float(r[0]) for r in rows]
 
 
-def _mean_count(db_url: str, windows: list[tuple[float, float]]) -> float:
+def _mean_count(conn: Any, windows: list[tuple[float, float]]) -> float:
     """Mean stored zone count over the windows (each trimmed of its first second: the counts in between)."""
-    counts = [c for a, b in windows for c in _zone_counts(db_url, a + 1.0, b)]
+    counts = [c for a, b in windows for c in _zone_counts(conn, a + 1.0, b)]
     if not counts:
         raise RuntimeError("bench gathering: the worker stored no zone counts while measuring")
     return float(np.mean(counts))
