@@ -399,6 +399,19 @@ def _camera_scene(db) -> None:
         )
 
 
+def _cameras_page(console: Any, new_page: Any, db: Any) -> Any:
+    """An operator signed in on the Cameras view of the camera scene, its picture loaded."""
+    _camera_scene(db)
+    page = new_page(1440, 1000)
+    sign_in(page, console.url, "alice", PASSWORD)
+    _console_ready(page)
+    page.click("#nav button[data-view='cameras']")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#camera-picture'); return i && i.naturalWidth > 0 }"
+    )
+    return page
+
+
 def _with_zone(config: Any, device_id: str, zone: dict[str, Any]) -> WatchpostConfig:
     doc = config.model_dump(mode="json")
     camera = next(d for d in doc["devices"] if d["id"] == device_id)
@@ -412,14 +425,7 @@ def test_an_operator_draws_a_zone_on_the_cameras_picture_and_gets_lines_the_conf
     """On the camera's empty-scene picture with its zone, live count and last hour's chart, clicked and dragged
     corners become a zone in the camera's 1920x1080 pixels, its ground area shown from the camera's ground points; the
     YAML the page gives validates into the configuration."""
-    _camera_scene(db)
-    page = new_page(1440, 1000)
-    sign_in(page, console.url, "alice", PASSWORD)
-    _console_ready(page)
-    page.click("#nav button[data-view='cameras']")
-    page.wait_for_function(
-        "() => { const i = document.querySelector('#camera-picture'); return i && i.naturalWidth > 0 }"
-    )
+    page = _cameras_page(console, new_page, db)
     assert "广场: 7 / 9" in page.text_content("#zone-svg g[data-zone='square'] text")
     assert "≥9 people for 20 s" in page.inner_text("#camera-zone-table")
     assert "No crowd worker has reported it" in page.inner_text(".camera-head")  # no camera_status row here
@@ -531,14 +537,7 @@ def test_an_engineer_places_the_cameras_ground_points_and_sees_each_zones_area_f
 ):
     """Four clicked ground points with their metres give the ground: lines the configuration accepts, and the
     square zone's area the page shows is the one the configuration computes from those lines."""
-    _camera_scene(db)
-    page = new_page(1440, 1000)
-    sign_in(page, console.url, "alice", PASSWORD)
-    _console_ready(page)
-    page.click("#nav button[data-view='cameras']")
-    page.wait_for_function(
-        "() => { const i = document.querySelector('#camera-picture'); return i && i.naturalWidth > 0 }"
-    )
+    page = _cameras_page(console, new_page, db)
     page.click("#ground-new")
     box = page.query_selector("#zone-svg").bounding_box()
     corners = ((0.1, 0.9), (0.9, 0.9), (0.8, 0.3), (0.2, 0.3))
